@@ -1,0 +1,19 @@
+"""HS-FPN (High Frequency and Spatial Perception FPN) for Ultralytics YOLO tiny-object detection.
+
+Importing this package installs a light hook that registers the blocks with Ultralytics as soon as its model code is
+imported (or at once, if it already is); the installed `.pth` file does the same at every interpreter start.
+"""
+
+from . import _autoload  # noqa: F401  (installs the registration hook; imports neither torch nor ultralytics)
+
+__version__ = "0.1.0"
+__all__ = ("HFP", "SDP", "Sum")
+
+
+def __getattr__(name: str):
+    """Import the blocks lazily so that `import hsfpn_yolo` stays light."""
+    if name in {"HFP", "SDP", "Sum"}:
+        from . import nn
+
+        return getattr(nn, name)
+    raise AttributeError(f"module 'hsfpn_yolo' has no attribute {name!r}")

@@ -1,0 +1,354 @@
+"""Shared parts of the dataset converters: bad-input errors, safe output names, atomic output folders and summaries."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterable
+
+from ultralytics.data.utils import IMG_FORMATS
+from ultralytics.utils import LOGGER, TQDM
+
+MANIFEST = "hsfpn_manifest.json"  # marks a folder as converter output, so a re-run may replace it
+OWNED = ("images", "labels", MANIFEST)  # what a conversion owns inside DST
+STALE = ("labels.cache",)  # Ultralytics' label cache next to labels/; wrong once the labels are rewritten
+
+
+class ConversionError(ValueError):
+    """Bad converter input; the message names the file and line, or the annotation/image id, and what is wrong."""
+
+
+@dataclass
+class ConversionSummary:
+    """What one conversion wrote (images, boxes), dropped on purpose (by reason) and skipped as bad input."""
+
+    dataset: str
+    dst: str
+    images: int = 0
+    boxes: int = 0
+    clipped: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    skipped: list = field(default_factory=list)
+
+    def reject(self, error: ConversionError, skip_bad: bool) -> None:
+        """Raise ERROR, or with SKIP_BAD record it as a skipped item."""
+        if not skip_bad:
+            raise error
+        self.skipped.append(str(error))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the summary as plain JSON-able data."""
+        return {
+            "dataset": self.dataset,
+            "dst": self.dst,
+            "images": self.images,
+            "boxes": self.boxes,
+            "clipped": self.clipped,
+            "dropped": dict(sorted(self.dropped.items())),
+            "skipped": list(self.skipped),
+        }
+
+    def log(self) -> None:
+        """Log a one-line summary, plus the first skipped items."""
+        dropped = ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items())) or "none"
+        LOGGER.info(
+            f"{self.dataset} → {self.dst}: {self.images} images, {self.boxes} boxes ({self.clipped} clipped to the "
+            f"image); dropped {sum(self.dropped.values())} boxes ({dropped}); skipped {len(self.skipped)} bad items"
+        )
+        for msg in self.skipped[:10]:
+            LOGGER.warning(f"skipped: {msg}")
+        if len(self.skipped) > 10:
+            LOGGER.warning(f"... and {len(self.skipped) - 10} more skipped items, see {Path(self.dst) / MANIFEST}")
+
+
+@dataclass
+class Sample:
+    """One image's output: its safe relative name, source image, size (w, h), YOLO rows and drop counts."""
+
+    name: PurePosixPath
+    image: Path
+    size: tuple[int, int]
+    rows: list = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)
+    clipped: int = 0
+
+    def add_box(self, cls: int, box: Iterable[float], where: str) -> None:
+        """Clip a pixel [x, y, w, h] box to the image and keep it as a YOLO row, or count why it is dropped."""
+        x, y, w, h = box
+        if not all(math.isfinite(v) for v in (x, y, w, h)):
+            raise ConversionError(f"{where}: box {[x, y, w, h]} has non-finite values")
+        if w < 0 or h < 0:
+            raise ConversionError(f"{where}: box {[x, y, w, h]} has negative size")
+        if w == 0 or h == 0:
+            self.dropped["zero-area"] += 1
+            return
+        iw, ih = self.size
+        x1, y1, x2, y2 = max(x, 0), max(y, 0), min(x + w, iw), min(y + h, ih)
+        if x2 <= x1 or y2 <= y1:
+            self.dropped["outside-image"] += 1
+            return
+        self.clipped += (x1, y1, x2, y2) != (x, y, x + w, y + h)
+        xc, yc, bw, bh = (x1 + x2) / 2 / iw, (y1 + y2) / 2 / ih, (x2 - x1) / iw, (y2 - y1) / ih
+        self.rows.append(f"{cls} {xc:.6f} {yc:.6f} {bw:.6f} {bh:.6f}")
+
+
+def safe_relpath(name: Any, where: str) -> PurePosixPath:
+    """Return NAME (an image name from annotations) as a relative path that cannot leave its folder.
+
+    Args:
+        name: File name as found in the annotations, e.g. 'a.png' or 'sub/a.png'.
+        where: Location used in the error message.
+
+    Returns:
+        (PurePosixPath): Normalised relative path; absolute paths, drive letters and '..' raise ConversionError.
+    """
+    if not isinstance(name, str) or not name.strip() or "\x00" in name:
+        raise ConversionError(f"{where}: invalid file name {name!r}")
+    posix = name.replace("\\", "/")  # Windows-made annotation files use backslashes
+    parts = [p for p in posix.split("/") if p not in ("", ".")]
+    if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix) or ".." in parts or not parts:
+        raise ConversionError(
+            f"{where}: unsafe file name {name!r} (absolute or containing '..'); "
+            "image names must be relative paths inside the images folder"
+        )
+    return PurePosixPath(*parts)
+
+
+def is_image(path: Path) -> bool:
+    """Return True if PATH has a suffix Ultralytics loads as an image."""
+    return path.suffix[1:].lower() in IMG_FORMATS
+
+
+def load_sample(name: PurePosixPath, image: Path, where: str) -> Sample:
+    """Check that IMAGE exists, has an image suffix and a readable header, and start its Sample."""
+    from PIL import Image, UnidentifiedImageError
+    from ultralytics.utils import patches
+
+    # Pillow's own opener: Ultralytics' patched Image.open tries to pip-install pi-heif for any unidentified file
+    pil_open = getattr(patches, "_image_open", Image.open)
+    if not is_image(image):
+        raise ConversionError(f"{where}: {image} is not an image type Ultralytics reads ({sorted(IMG_FORMATS)})")
+    if not image.is_file():
+        raise ConversionError(f"{where}: image {image} not found")
+    try:
+        with pil_open(image) as im:
+            size = im.size  # header only; Ultralytics verifies the pixels when it builds its label cache
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise ConversionError(f"{where}: unreadable image {image} ({e})") from e
+    return Sample(name, image, size)
+
+
+def read_json(path: Path) -> Any:
+    """Load a JSON file, turning a missing or malformed file into a ConversionError."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError as e:
+        raise ConversionError(f"{path}: file not found") from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConversionError(f"{path}: cannot read JSON ({e})") from e
+
+
+def _place_image(src: Path, dst: Path) -> None:
+    """Hardlink SRC to DST (copy across filesystems or when SRC is a JPEG Ultralytics would re-save in place)."""
+    if src.suffix.lower() in {".jpg", ".jpeg"}:
+        with open(src, "rb") as f:
+            f.seek(max(src.stat().st_size - 2, 0))
+            truncated = f.read() != b"\xff\xd9"
+        if truncated:  # Ultralytics rewrites such JPEGs in place, which through a hardlink would alter the raw data
+            shutil.copy2(src, dst)
+            return
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+class DatasetWriter:
+    """Build DST/images and DST/labels in a temporary sibling folder and move them into DST only on success.
+
+    A failed run removes everything it made (temp folder and any parent folders it created); a successful re-run
+    replaces the previous conversion (recognised by its manifest) instead of adding to it, and a non-empty DST that
+    is not converter output is refused.
+    """
+
+    def __init__(self, dst: str | Path, manifest: dict[str, Any]):
+        """Remember DST and the manifest header (converter, source paths) to write on commit."""
+        self.dst = Path(dst).absolute()
+        self.manifest = manifest
+        self.tmp: Path | None = None
+        self._made: list[Path] = []
+        self._labels: set[str] = set()
+
+    def __enter__(self) -> "DatasetWriter":
+        """Check DST and create the temporary folder next to it."""
+        if self.dst.exists() and not self.dst.is_dir():
+            raise ConversionError(f"{self.dst}: output path exists and is not a folder")
+        if self.dst.is_dir() and any(self.dst.iterdir()) and not (self.dst / MANIFEST).is_file():
+            raise ConversionError(
+                f"{self.dst}: folder is not empty and holds no {MANIFEST} from an earlier conversion; "
+                "refusing to write into it (choose a new or empty folder)"
+            )
+        self._made = [p for p in (self.dst.parent, *self.dst.parent.parents) if not p.exists()][::-1]
+        try:
+            self.dst.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dst.name}.", suffix=".partial", dir=self.dst.parent))
+            (self.tmp / "images").mkdir()
+            (self.tmp / "labels").mkdir()
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    def add(self, sample: Sample) -> None:
+        """Write SAMPLE's image and label file into the temporary folder."""
+        label = sample.name.with_suffix(".txt")
+        key = label.as_posix().casefold()  # case-insensitive filesystems would merge these
+        if key in self._labels:
+            raise ConversionError(f"{sample.image}: label file labels/{label} is already taken by another image")
+        img_out, lbl_out = self.tmp / "images" / sample.name, self.tmp / "labels" / label
+        for out in img_out, lbl_out:  # defence in depth: safe_relpath already rules this out
+            if not out.resolve().is_relative_to(self.tmp.resolve()):
+                raise ConversionError(f"{sample.image}: output {out} would leave {self.dst}")
+        self._labels.add(key)
+        img_out.parent.mkdir(parents=True, exist_ok=True)
+        lbl_out.parent.mkdir(parents=True, exist_ok=True)
+        _place_image(sample.image, img_out)
+        lbl_out.write_text("".join(f"{r}\n" for r in sample.rows), encoding="utf-8")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Commit on success; on any error (Ctrl-C included) remove everything this run created."""
+        try:
+            if exc_type is None:
+                self._commit()
+                self._made = []  # DST now lives in them
+        finally:
+            self._cleanup()
+
+    def _commit(self) -> None:
+        """Write the manifest, then move the new conversion into DST in place of any previous one."""
+        text = json.dumps(self.manifest, indent=2, sort_keys=True, ensure_ascii=False)
+        (self.tmp / MANIFEST).write_text(text + "\n", encoding="utf-8")
+        if self.dst.is_dir() and not any(self.dst.iterdir()):
+            self.dst.rmdir()  # rename() replaces an empty folder on POSIX only
+            try:
+                self.tmp.rename(self.dst)
+            except BaseException:
+                self.dst.mkdir(exist_ok=True)
+                raise
+        elif not self.dst.exists():
+            self.tmp.rename(self.dst)
+        else:
+            self._swap()
+            return
+        self.tmp = None
+
+    def _swap(self) -> None:
+        """Replace the previous conversion in DST by the new one, rolling back if a move fails."""
+        old = self.tmp / ".previous"  # the previous conversion waits here and is deleted with the temp folder
+        old.mkdir()
+        moved, placed = [], []
+        try:
+            for n in (*OWNED, *STALE):
+                if os.path.lexists(self.dst / n):
+                    (self.dst / n).rename(old / n)
+                    moved.append(n)
+            for n in OWNED:
+                (self.tmp / n).rename(self.dst / n)
+                placed.append(n)
+        except BaseException:
+            for n in placed:
+                (self.dst / n).rename(self.tmp / n)
+            for n in moved:
+                (old / n).rename(self.dst / n)
+            raise
+
+    def _cleanup(self) -> None:
+        """Remove the temporary folder and the parent folders this run created."""
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+        for p in reversed(self._made):
+            try:
+                p.rmdir()
+            except OSError:
+                break
+
+
+def write_dataset(
+    summary: ConversionSummary,
+    items: list,
+    convert_item: Callable[[Any], Sample],
+    source: dict[str, str],
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> ConversionSummary:
+    """Convert ITEMS one by one into SUMMARY.dst atomically and log the summary.
+
+    Args:
+        summary: Summary to fill; its `dst` is the output folder and it may already hold skipped items.
+        items: One entry per image, passed to CONVERT_ITEM.
+        convert_item: Returns the Sample of one item; raises ConversionError on bad input.
+        source: Source paths recorded in the manifest.
+        skip_bad: Skip and count items with bad input instead of stopping at the first one.
+        progress: Show a progress bar.
+
+    Returns:
+        (ConversionSummary): The filled summary.
+    """
+    with DatasetWriter(summary.dst, {"converter": summary.dataset, "source": source}) as writer:
+        for item in TQDM(items, desc=f"Converting {summary.dataset}", total=len(items), disable=not progress):
+            try:
+                sample = convert_item(item)
+                writer.add(sample)
+            except ConversionError as e:
+                summary.reject(e, skip_bad)
+                continue
+            summary.images += 1
+            summary.boxes += len(sample.rows)
+            summary.clipped += sample.clipped
+            summary.dropped.update(sample.dropped)
+        writer.manifest["summary"] = summary.as_dict()
+    summary.log()
+    return summary
+
+
+def prepare_splits(
+    root: str | Path,
+    raw: dict[str, tuple[Path, ...]],
+    convert: Callable[[str, Path], Any],
+    how_to_get: str,
+    required: tuple[str, ...] = ("train", "val"),
+) -> list[str]:
+    """Convert each split whose raw files exist into ROOT/SPLIT, once; raise naming the raw folders when missing.
+
+    Args:
+        root: Dataset root folder (Ultralytics' resolved `path`).
+        raw: For each split, the raw files/folders that must all exist to convert it.
+        convert: Called as convert(split, ROOT/split) to convert one split.
+        how_to_get: Text appended to the error, saying where the raw data comes from.
+        required: Splits without which the dataset is unusable; others are converted only if present.
+
+    Returns:
+        (list[str]): The splits converted by this call.
+    """
+    root = Path(root)
+    todo, missing = [], []
+    for split, paths in raw.items():
+        if (root / split / MANIFEST).is_file():
+            continue  # converted on an earlier run
+        if all(p.exists() for p in paths):
+            todo.append(split)
+        elif split in required:
+            missing += [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"raw dataset files not found: {', '.join(missing)}. {how_to_get}")
+    for split in todo:
+        convert(split, root / split)
+    return todo

@@ -1,0 +1,112 @@
+"""AP by AI-TOD object size (very tiny, tiny, small, medium), computed with faster-coco-eval from in-memory arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# AI-TOD size buckets by sqrt(box area) in original-image pixels; COCO-style evaluation works on areas (px²)
+SIZE_RANGES = {"vt": (2, 8), "t": (8, 16), "s": (16, 32), "m": (32, 64)}
+ALL_RANGE = (0, 1e5)
+KEYS = ("AP", "AP50", "AP75", *(f"AP_{k}" for k in SIZE_RANGES))
+MAX_DETS = 1500  # per image and class, as AI-TOD's evaluation; above Ultralytics' max_det so no prediction is dropped
+
+
+def _silent(*args, **kwargs) -> None:
+    """Swallow faster-coco-eval's progress messages."""
+
+
+def _coco_dicts(gt: np.ndarray, pred: np.ndarray, num_images: int) -> tuple[dict, list[dict]]:
+    """Build COCO ground-truth and result dicts from xyxy arrays (category ids are class + 1).
+
+    Args:
+        gt (np.ndarray): (N, 6) rows of [image, cls, x1, y1, x2, y2].
+        pred (np.ndarray): (M, 7) rows of [image, cls, conf, x1, y1, x2, y2].
+        num_images (int): Number of images; image ids are 0..num_images-1.
+
+    Returns:
+        (tuple[dict, list[dict]]): COCO ground-truth dataset and detection results.
+    """
+    classes = np.unique(np.concatenate([gt[:, 1], pred[:, 1]])).astype(int)
+    gw, gh = gt[:, 4] - gt[:, 2], gt[:, 5] - gt[:, 3]
+    annotations = [
+        {
+            "id": i + 1,
+            "image_id": int(r[0]),
+            "category_id": int(r[1]) + 1,
+            "bbox": [r[2], r[3], w, h],
+            "area": w * h,
+            "iscrowd": 0,
+        }
+        for i, (r, w, h) in enumerate(zip(gt.tolist(), gw.tolist(), gh.tolist()))
+    ]
+    results = [
+        {
+            "image_id": int(r[0]),
+            "category_id": int(r[1]) + 1,
+            "score": r[2],
+            "bbox": [r[3], r[4], r[5] - r[3], r[6] - r[4]],
+        }
+        for r in pred.tolist()
+    ]
+    dataset = {
+        "images": [{"id": i} for i in range(num_images)],
+        "annotations": annotations,
+        "categories": [{"id": int(c) + 1} for c in classes],
+    }
+    return dataset, results
+
+
+def tiny_ap(
+    gt: np.ndarray, pred: np.ndarray, num_images: int | None = None, max_dets: int = MAX_DETS
+) -> dict[str, float]:
+    """Return AP, AP50, AP75 and AP per AI-TOD size range; -1 where a range has no ground truth (COCO convention).
+
+    Args:
+        gt (np.ndarray): (N, 6) ground truth rows of [image, cls, x1, y1, x2, y2] in original image pixels.
+        pred (np.ndarray): (M, 7) prediction rows of [image, cls, conf, x1, y1, x2, y2] in original image pixels.
+        num_images (int, optional): Number of evaluated images (ids 0..num_images-1); images without boxes count too.
+        max_dets (int): Detections kept per image and class.
+
+    Returns:
+        (dict[str, float]): Values for `KEYS`: AP (IoU 0.50:0.95), AP50, AP75, AP_vt, AP_t, AP_s, AP_m.
+    """
+    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 6)
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 7)
+    if num_images is None:
+        ids = np.concatenate([gt[:, 0], pred[:, 0]])
+        num_images = int(ids.max()) + 1 if len(ids) else 0
+    if not len(gt) or not num_images:  # nothing to recall: every AP is undefined
+        return dict.fromkeys(KEYS, -1.0)
+
+    from faster_coco_eval import COCO, COCOeval_faster  # deferred: only needed once per validation
+
+    dataset, results = _coco_dicts(gt, pred, num_images)
+    coco_gt = COCO(dataset, print_function=_silent)
+    coco_dt = coco_gt.loadRes(results)
+    coco_dt.print_function = _silent
+    ev = COCOeval_faster(coco_gt, coco_dt, iouType="bbox", print_function=_silent)
+    ev.params.areaRng = [[lo**2, hi**2] for lo, hi in (ALL_RANGE, *SIZE_RANGES.values())]
+    ev.params.areaRngLbl = ["all", *SIZE_RANGES]  # stats_as_dict then names them AP_all, AP_vt, ...
+    ev.params.maxDets = [1, 100, max(max_dets, 100)]
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    stats = ev.stats_as_dict
+    names = ["AP_all", "AP_50", "AP_75", *(f"AP_{k}" for k in SIZE_RANGES)]
+    return {key: float(stats[name]) for key, name in zip(KEYS, names)}
+
+
+def size_counts(gt: np.ndarray) -> dict[str, int]:
+    """Return the number of ground-truth boxes in each AI-TOD size range (ends inclusive, as COCO evaluation).
+
+    Args:
+        gt (np.ndarray): (N, 6) ground truth rows of [image, cls, x1, y1, x2, y2].
+
+    Returns:
+        (dict[str, int]): Box count for "all" and each size range key.
+    """
+    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 6)
+    area = (gt[:, 4] - gt[:, 2]) * (gt[:, 5] - gt[:, 3])
+    counts = {"all": len(gt)}
+    counts.update({k: int(((area >= lo**2) & (area <= hi**2)).sum()) for k, (lo, hi) in SIZE_RANGES.items()})
+    return counts

@@ -1,0 +1,56 @@
+"""HFP: High Frequency Perception block of HS-FPN."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .conv import ConvReLU, group_count
+from .highpass import DCTHighPass
+from .pooling import pooled_relu_sum
+
+
+class HFP(nn.Module):
+    """High Frequency Perception: high-pass driven spatial and channel attention, then conv3x3 + ReLU + GroupNorm.
+
+    With `dct=True` (fine levels) both attentions are driven by one exact DCT high-pass of the input; with `dct=False`
+    (coarse levels) the spatial gate is a 1x1 convolution and the channel gate uses global max/avg pooling. GroupNorm
+    uses 32 groups, or the largest divisor of `c1` below 32 when `c1` is not a multiple of 32; the grouped 1x1
+    convolutions of the channel gate follow the same rule.
+
+    Args:
+        c1 (int): Channels in and out.
+        dct (bool): Use the DCT high-pass paths.
+        patch (int): Pooling grid p of the DCT channel path (p x p bins).
+        ratio (float | tuple[float, float]): Low-frequency fraction removed per axis by the high-pass, in (0, 1).
+        act (bool): ReLU after every convolution, as the reference code does; False gives the ReLU-free variant.
+    """
+
+    def __init__(
+        self, c1: int, dct: bool = False, patch: int = 8, ratio: float | tuple[float, float] = 0.25, act: bool = True
+    ):
+        super().__init__()
+        if not isinstance(patch, int) or patch < 1:
+            raise ValueError(f"patch must be a positive integer, got {patch!r}")
+        self.dct, self.patch = bool(dct), patch
+        self.highpass = DCTHighPass(ratio) if self.dct else None
+        self.spatial = None if self.dct else ConvReLU(c1, 1, 1, act=act)
+        g = group_count(c1)
+        self.g1 = ConvReLU(c1, c1, 1, groups=g, act=act)  # shared by the max- and avg-pooled vectors
+        self.g2 = ConvReLU(c1, c1, 1, groups=g, act=act)
+        self.out = ConvReLU(c1, c1, 3, bias=True, act=act)
+        self.norm = nn.GroupNorm(g, c1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return GN(conv3x3(spatial(x) + channel(x)))."""
+        if self.dct:
+            hp = self.highpass(x)  # one high-pass feeds both paths
+            spatial = x * hp
+            a, b = pooled_relu_sum(hp, self.patch, "max"), pooled_relu_sum(hp, self.patch, "avg")
+        else:
+            spatial = x * self.spatial(x).sigmoid()
+            a, b = x.amax((2, 3), keepdim=True).relu(), x.mean((2, 3), keepdim=True).relu()
+        ab = self.g1(torch.cat((a, b)))  # one call for both pooled vectors (shared weights)
+        n = x.shape[0]
+        channel = x * self.g2(ab[:n] + ab[n:]).sigmoid()
+        return self.norm(self.out(spatial + channel))

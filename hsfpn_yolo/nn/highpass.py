@@ -1,0 +1,101 @@
+"""Exact DCT high-pass filter computed as two thin matrix products instead of DCT -> mask -> IDCT.
+
+With U the n x k matrix of the k lowest orthonormal DCT-II basis vectors, zeroing those k frequencies and inverting
+is x - U Uᵀ x, so the 2-D high-pass is x - U_H U_Hᵀ x U_W U_Wᵀ: no FFT, exportable as MatMul, autocast-friendly.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn as nn
+
+
+def low_frequency_count(n, ratio: float):
+    """Return floor(ratio * n), the number of lowest DCT frequencies removed along an axis of size n.
+
+    Args:
+        n (int | torch.Tensor): Axis size; a 0-dim tensor while tracing for export, so the count stays symbolic.
+        ratio (float): Fraction of the axis treated as low frequency.
+    """
+    if isinstance(n, torch.Tensor):
+        return torch.floor(n.to(torch.float64) * ratio).to(torch.int64)
+    return math.floor(n * ratio)
+
+
+def dct_basis(n, k, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Return the n x k matrix whose columns are the k lowest orthonormal DCT-II basis vectors of length n.
+
+    Args:
+        n (int | torch.Tensor): Signal length.
+        k (int | torch.Tensor): Number of basis vectors (frequencies 0..k-1).
+        device (torch.device, optional): Device of the result.
+        dtype (torch.dtype): Dtype of the computation and of the result.
+    """
+    i = torch.arange(n, device=device, dtype=dtype).unsqueeze(1)  # sample index, n x 1
+    f = torch.arange(k, device=device, dtype=dtype).unsqueeze(0)  # frequency index, 1 x k
+    nf = i.new_ones(()) * n  # n as a tensor of this dtype (stays symbolic when n is traced)
+    scale = torch.where(f == 0, torch.sqrt(1.0 / nf), torch.sqrt(2.0 / nf))
+    return scale * torch.cos(math.pi * (2 * i + 1) * f / (2 * nf))
+
+
+@lru_cache(maxsize=64)
+def _cached_basis(n: int, k: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Return `dct_basis(n, k)` built once per (size, device, dtype) in float64, outside inference mode."""
+    # A basis first built under torch.inference_mode() (predict/val) would be an inference tensor that autograd cannot
+    # save in a later training step, so always build normal tensors.
+    with torch.inference_mode(False), torch.no_grad():
+        return dct_basis(n, k, device=device, dtype=torch.float64).to(dtype)
+
+
+def _basis(n, k, like: torch.Tensor) -> torch.Tensor:
+    """Return the DCT basis for `like`'s device and dtype: cached in eager mode, built in-graph when traced/compiled."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        # Built from the (symbolic) size, so a dynamic ONNX export stays exact at every input size.
+        return dct_basis(n, k, device=like.device, dtype=torch.float32).to(like.dtype)
+    return _cached_basis(int(n), int(k), like.device, like.dtype)
+
+
+def check_ratio(ratio) -> tuple[float, float]:
+    """Return `ratio` as an (h, w) pair after checking that both values lie in (0, 1).
+
+    Args:
+        ratio (float | Sequence[float]): One value for both axes, or (h, w).
+    """
+    pair = tuple(float(r) for r in ratio) if isinstance(ratio, (list, tuple)) else (float(ratio),) * 2
+    if len(pair) != 2 or not all(0.0 < r < 1.0 for r in pair):
+        raise ValueError(f"ratio must be a number or an (h, w) pair with values in (0, 1), got {ratio!r}")
+    return pair
+
+
+class DCTHighPass(nn.Module):
+    """Remove the floor(ratio·H) x floor(ratio·W) lowest orthonormal DCT-II frequencies of every channel.
+
+    Equal to IDCT2(M ⊙ DCT2(x)) with M zero on the low-frequency corner, at the cost of four thin matrix products.
+    The bases depend only on size, device and dtype; they are cached outside the module so they never become
+    parameters or checkpoint entries.
+
+    Args:
+        ratio (float | tuple[float, float]): Low-frequency fraction per axis, (0, 1).
+    """
+
+    def __init__(self, ratio: float | tuple[float, float] = 0.25):
+        super().__init__()
+        self.ratio = check_ratio(ratio)
+
+    def lowpass(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the removed low-frequency part U_H U_Hᵀ x U_W U_Wᵀ (zeros when a count is 0)."""
+        h, w = x.shape[-2:]
+        kh, kw = low_frequency_count(h, self.ratio[0]), low_frequency_count(w, self.ratio[1])
+        uh, uw = _basis(h, kh, x), _basis(w, kw, x)
+        return uh @ (uh.transpose(0, 1) @ x @ uw) @ uw.transpose(0, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the high-pass of `x` over its last two dimensions."""
+        return x - self.lowpass(x)
+
+    def extra_repr(self) -> str:
+        """Show the ratio in module printouts."""
+        return f"ratio={self.ratio}"

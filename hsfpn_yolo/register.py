@@ -1,0 +1,153 @@
+"""Teach Ultralytics' YAML model parser the HS-FPN blocks by wrapping it (never copying or editing it).
+
+The stock parser gives an unknown block `c2 = ch[f]`, unscaled args and no input channels, and fails on a list
+`from`. The wrapper (1) runs the stock parser once on the meta device with each HS-FPN row replaced by an identity
+to learn every layer's channel count, (2) checks each HS-FPN row and rewrites it to explicit arguments with the input
+channels first, and (3) runs the stock parser for real. A multi-input `from` is passed as `LayerInputs`, a list that
+also indexes like its first entry, so the stock `c2 = ch[f]` yields the (preserved) channel count of the first input.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib
+import inspect
+import sys
+
+import torch
+
+from .metrics import install as install_tiny_metrics
+from .nn import HFP, SDP, ConvReLU, DCTHighPass, Sum
+
+BLOCKS = {"HFP": HFP, "SDP": SDP, "Sum": Sum}
+INPUTS = {HFP: "exactly 1", SDP: "exactly 2", Sum: "2 or more"}  # number of `from` entries each block takes
+INPUT_HINT = {
+    HFP: "write `from` as a single layer index, e.g. -1",
+    SDP: "write `from` as [finer level, upsampled coarser level], e.g. [-1, 14]",
+    Sum: "write `from` as a list of layer indices, e.g. [-1, 14]",
+}
+
+
+class LayerInputs(list):
+    """A multi-input `from` list that also indexes like its first entry (`ch[f]` -> channels of input 0)."""
+
+    def __index__(self) -> int:
+        """Return the first input index."""
+        return self[0]
+
+
+def _inputs_ok(cls: type, inputs: list) -> bool:
+    """Return whether `cls` accepts this many inputs."""
+    return len(inputs) == 1 if cls is HFP else len(inputs) == 2 if cls is SDP else len(inputs) >= 2
+
+
+def _block_args(i: int, f, n: int, name: str, args: list, channels: list[int]) -> list:
+    """Check one HS-FPN YAML row and return its explicit positional args (input channels first).
+
+    Args:
+        i (int): Layer index.
+        f (int | list[int]): The row's `from`.
+        n (int): The row's repeats.
+        name (str): Block name.
+        args (list): The row's args: positional values, optionally ending with a dict of named options.
+        channels (list[int]): Output channels of every layer of the model.
+    """
+    cls, where = BLOCKS[name], f"model YAML layer {i} ({name})"
+    inputs = [f] if isinstance(f, int) else list(f)
+    if not _inputs_ok(cls, inputs):
+        raise ValueError(f"{where} takes {INPUTS[cls]} input(s) but `from` is {f}: {INPUT_HINT[cls]}.")
+    if n != 1:
+        raise ValueError(f"{where} cannot be repeated (n={n}): set its repeats to 1.")
+    c_in = [channels[j if j >= 0 else i + j] for j in inputs]
+    if len(set(c_in)) > 1:
+        raise ValueError(
+            f"{where} needs inputs with equal channels, but `from` {f} has channels {c_in}: give the layers it reads "
+            "the same width (e.g. the same lateral Conv width)."
+        )
+    kwargs = args[-1] if args and isinstance(args[-1], dict) else {}
+    positional = list(args[:-1] if kwargs else args)
+    options = list(inspect.signature(cls).parameters)[1:]
+    try:
+        bound = inspect.signature(cls).bind(c_in[0], *positional, **kwargs)
+        with torch.device("meta"):
+            cls(*bound.args, **bound.kwargs)  # the block's own checks, on the meta device (no memory, no init)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: {e}. Its options, in order, are {options}.") from None
+    if kwargs:
+        bound.apply_defaults()
+    return list(bound.args)
+
+
+def _layer_channels(d: dict, ch: int, stock) -> list[int]:
+    """Return the output channels of every layer up to the last HS-FPN row.
+
+    The stock parser runs on the meta device (no memory, no weight init) with HS-FPN rows replaced by identities.
+    """
+    probe = copy.deepcopy(d)
+    rows = probe["backbone"] + probe["head"]
+    last = max(i for i, row in enumerate(rows) if row[2] in BLOCKS)
+    probe["backbone"], probe["head"] = rows[: last + 1], []  # later layers cannot change earlier channel counts
+    captured = None
+    for i, row in enumerate(rows[: last + 1]):
+        if row[2] in BLOCKS:
+            if i == 0:
+                raise ValueError(f"model YAML layer 0 ({row[2]}) cannot be the first layer: it reads earlier layers.")
+            # The parser replaces an arg naming one of its locals by that local: "ch" is its live channel list.
+            captured = row[3] = ["ch"]
+            row[0] = LayerInputs(row[0]) if isinstance(row[0], list) else row[0]
+            row[1], row[2] = 1, "nn.Identity"
+    with torch.device("meta"):
+        stock(probe, ch, verbose=False)
+    return list(captured[0])
+
+
+def wrap_parse_model(stock):
+    """Return a `parse_model` that builds HS-FPN rows and defers everything else to `stock`.
+
+    Args:
+        stock (Callable): Ultralytics' own `parse_model`.
+    """
+
+    @functools.wraps(stock)
+    def parse_model(d, ch, verbose=True):
+        rows = d["backbone"] + d["head"]
+        if not any(row[2] in BLOCKS for row in rows):
+            return stock(d, ch, verbose=verbose)
+        channels = _layer_channels(d, ch, stock)
+        explicit = dict(d)
+        for part in ("backbone", "head"):
+            explicit[part] = []
+            for row in d[part]:
+                i = len(explicit["backbone"]) + (len(explicit["head"]) if part == "head" else 0)
+                f, n, name, args = row
+                if name in BLOCKS:
+                    row = [LayerInputs(f) if isinstance(f, list) else f, n, name, _block_args(i, f, n, name, args, channels)]
+                explicit[part].append(row)
+        model, save = stock(explicit, ch, verbose=verbose)
+        for m in model:
+            if isinstance(m.f, LayerInputs):
+                m.f = list(m.f)  # checkpoints keep plain lists
+        return model, save
+
+    parse_model.hsfpn_stock = stock
+    return parse_model
+
+
+def register() -> None:
+    """Expose the blocks in Ultralytics' namespaces, wrap its YAML parser, allow the blocks under safe loading and
+    add the tiny-object metrics to validation.
+    """
+    # Registration may run while `ultralytics.nn` is still importing `tasks`, so look modules up in sys.modules.
+    tasks, modules = (importlib.import_module(f"ultralytics.nn.{m}") for m in ("tasks", "modules"))
+    install_tiny_metrics()
+    if hasattr(tasks.parse_model, "hsfpn_stock"):
+        return
+    for name, cls in BLOCKS.items():
+        setattr(tasks, name, cls)  # the parser resolves YAML names from these globals at call time
+        setattr(modules, name, cls)
+    tasks.parse_model = wrap_parse_model(tasks.parse_model)
+    package = sys.modules.get("ultralytics.nn")
+    if package is not None and hasattr(package, "parse_model"):  # re-exported copy, once `ultralytics.nn` is loaded
+        package.parse_model = tasks.parse_model
+    torch.serialization.add_safe_globals([*BLOCKS.values(), ConvReLU, DCTHighPass])

@@ -1,0 +1,182 @@
+"""HFP, SDP and their pieces against straightforward oracles written here."""
+
+import math
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torch_dct
+
+from hsfpn_yolo.nn import HFP, SDP, DCTHighPass, group_count
+from hsfpn_yolo.nn import highpass as hp_module
+from hsfpn_yolo.nn.pooling import pooled_relu_sum
+from hsfpn_yolo.nn.sdp import from_blocks, to_blocks
+
+
+def oracle_highpass(x: torch.Tensor, ratio=(0.25, 0.25)) -> torch.Tensor:
+    """DCT -> zero the low-frequency corner -> IDCT, with torch_dct (FFT based)."""
+    h, w = x.shape[-2:]
+    freq = torch_dct.dct_2d(x.double(), norm="ortho")
+    freq[..., : math.floor(ratio[0] * h), : math.floor(ratio[1] * w)] = 0
+    return torch_dct.idct_2d(freq, norm="ortho").to(x.dtype)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (20, 20), (7, 13), (40, 24), (3, 5), (1, 9), (80, 80)])
+@pytest.mark.parametrize("ratio", [0.25, (0.5, 0.1)])
+def test_highpass_equals_torch_dct(size, ratio):
+    x = torch.randn(2, 3, *size)
+    hp = DCTHighPass(ratio)
+    torch.testing.assert_close(hp(x), oracle_highpass(x, hp.ratio), rtol=0, atol=1e-5)
+
+
+def test_highpass_removes_exactly_the_low_corner():
+    x = torch.randn(1, 2, 16, 12)
+    freq = torch_dct.dct_2d(DCTHighPass(0.25)(x).double(), norm="ortho")
+    assert freq[..., :4, :3].abs().max() < 1e-5  # masked corner is gone
+    torch.testing.assert_close(freq[..., 4:, :], torch_dct.dct_2d(x.double(), norm="ortho")[..., 4:, :], atol=1e-5, rtol=0)
+
+
+def test_highpass_uses_no_fft(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("FFT called on the hot path")
+
+    for name in ("fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn"):
+        monkeypatch.setattr(torch.fft, name, forbidden)
+    HFP(32, dct=True)(torch.randn(1, 32, 24, 24)).sum().backward()
+
+
+def test_highpass_basis_is_cached_and_never_a_parameter_or_buffer():
+    hp_module._cached_basis.cache_clear()
+    m = HFP(32, dct=True)
+    x = torch.randn(2, 32, 24, 16)
+    m(x)
+    misses = hp_module._cached_basis.cache_info().misses
+    m(x)
+    m(x)
+    info = hp_module._cached_basis.cache_info()
+    assert info.misses == misses and info.hits >= 4  # same size: no new basis
+    assert not any("basis" in k or "highpass" in k for k in m.state_dict())
+    # A pickled (checkpointed) block carries no size-dependent tensor.
+    assert len(pickle.dumps(m)) < len(pickle.dumps(HFP(32, dct=True))) + 512
+
+
+def test_basis_built_in_inference_mode_still_trains():
+    hp_module._cached_basis.cache_clear()
+    m = HFP(32, dct=True)
+    with torch.inference_mode():
+        m(torch.randn(1, 32, 20, 20))  # e.g. a predict() before training builds the cached basis
+    x = torch.randn(1, 32, 20, 20, requires_grad=True)
+    m(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("size", [(16, 16), (20, 12), (13, 7), (48, 80)])
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_export_pooling_equals_adaptive_pooling(monkeypatch, size, mode):
+    x = torch.randn(2, 3, *size)
+    eager = pooled_relu_sum(x, 8, mode)
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    torch.testing.assert_close(pooled_relu_sum(x, 8, mode), eager, rtol=1e-5, atol=1e-5)
+
+
+def test_hfp_dct_matches_spec_formula():
+    torch.manual_seed(0)
+    c = 32
+    m = HFP(c, dct=True, patch=4).eval()
+    x = torch.randn(2, c, 12, 20)
+    h = oracle_highpass(x)
+
+    def gate(v):
+        return F.relu(m.g1.conv(v))
+
+    a = F.relu(F.adaptive_max_pool2d(h, 4)).sum((2, 3), keepdim=True)
+    b = F.relu(F.adaptive_avg_pool2d(h, 4)).sum((2, 3), keepdim=True)
+    w = torch.sigmoid(F.relu(m.g2.conv(gate(a) + gate(b))))
+    expected = m.norm(F.relu(m.out.conv(x * h + x * w)))
+    torch.testing.assert_close(m(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_hfp_plain_matches_spec_formula():
+    torch.manual_seed(0)
+    c = 64
+    m = HFP(c, dct=False, act=True).eval()
+    x = torch.randn(2, c, 10, 6)
+    s = x * torch.sigmoid(F.relu(m.spatial.conv(x)))
+    a, b = F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)
+    w = torch.sigmoid(F.relu(m.g2.conv(F.relu(m.g1.conv(F.relu(a))) + F.relu(m.g1.conv(F.relu(b))))))
+    expected = m.norm(F.relu(m.out.conv(s + x * w)))
+    torch.testing.assert_close(m(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_act_false_drops_the_relus():
+    m = HFP(32, dct=True, act=False)
+    assert not any(isinstance(x, torch.nn.ReLU) for x in m.modules())
+    assert any(isinstance(x, torch.nn.ReLU) for x in HFP(32, dct=True).modules())
+
+
+def test_group_count_falls_back_to_largest_divisor():
+    assert group_count(64) == 32 and group_count(320) == 32 and group_count(48) == 24 and group_count(20) == 20
+    assert group_count(37) == 1
+    assert HFP(48).norm.num_groups == 24
+
+
+def naive_sdp(m: SDP, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Per-block softmax(q kᵀ / sqrt(d)) k written out with loops."""
+    q, k = m.q(low), m.k(high)
+    n, d, h, w = q.shape
+    g = m.grid
+    bh, bw = h // g, w // g
+    out = torch.empty_like(q)
+    for i in range(g):
+        for j in range(g):
+            rows, cols = slice(i * bh, (i + 1) * bh), slice(j * bw, (j + 1) * bw)
+            qb = q[:, :, rows, cols].flatten(2).transpose(1, 2)  # n, L, d
+            kb = k[:, :, rows, cols].flatten(2).transpose(1, 2)
+            attn = torch.softmax(qb @ kb.transpose(1, 2) / math.sqrt(d), dim=-1)
+            out[:, :, rows, cols] = (attn @ kb).transpose(1, 2).reshape(n, d, bh, bw)
+    return out + low
+
+
+@pytest.mark.parametrize("shape,grid", [((1, 32, 8, 8), 2), ((3, 32, 12, 20), 4), ((2, 64, 16, 8), 8), ((2, 32, 6, 6), 1)])
+def test_sdp_equals_per_block_attention(shape, grid):
+    torch.manual_seed(0)
+    m = SDP(shape[1], grid).eval()
+    low, high = torch.randn(shape), torch.randn(shape)
+    torch.testing.assert_close(m([low, high]), naive_sdp(m, low, high), rtol=1e-4, atol=1e-5)
+
+
+def test_block_layout_round_trip():
+    x = torch.randn(2, 5, 12, 8)
+    blocks = to_blocks(x, 4)
+    assert blocks.shape == (2, 16, 6, 5)
+    torch.testing.assert_close(blocks[:, 1, :, 0], x[:, 0, :3, 2:4].flatten(1))  # block (0, 1) of channel 0
+    torch.testing.assert_close(from_blocks(blocks, 4, 12, 8), x)
+
+
+def test_sdp_rejects_sizes_it_cannot_cut():
+    m = SDP(32, 4)
+    with pytest.raises(ValueError, match="divisible by grid=4"):
+        m([torch.randn(1, 32, 10, 8), torch.randn(1, 32, 10, 8)])
+    with pytest.raises(ValueError, match="one size"):
+        m([torch.randn(1, 32, 8, 8), torch.randn(1, 32, 4, 4)])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16])
+@pytest.mark.parametrize("size", [(20, 12), (40, 40), (24, 36)])
+def test_blocks_under_cpu_autocast(dtype, size):
+    torch.manual_seed(0)
+    hfp, hfp_plain, sdp = HFP(64, dct=True), HFP(64), SDP(64, 4)
+    x = torch.randn(2, 64, *size, requires_grad=True)
+    with torch.autocast("cpu", dtype=dtype):
+        y = sdp([hfp(x), hfp_plain(x)])
+    assert y.dtype in (dtype, torch.float32) and torch.isfinite(y.float()).all()
+    y.float().square().mean().backward()
+    grads = [x.grad] + [p.grad for m in (hfp, hfp_plain, sdp) for p in m.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, (0.2, 1.5), (0.1, 0.2, 0.3)])
+def test_ratio_outside_unit_interval_is_rejected(bad):
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        HFP(32, dct=True, ratio=bad)

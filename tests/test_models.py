@@ -1,0 +1,128 @@
+"""Every scale of the HS-FPN YAMLs builds through Ultralytics' own parser and runs; misuse fails at build time."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+import hsfpn_yolo  # noqa: F401
+from hsfpn_yolo.nn import HFP, SDP, Sum
+from tests.conftest import CFG
+from ultralytics.nn.tasks import DetectionModel
+
+YAMLS = ("yolov8{}-hsfpn.yaml", "yolov8{}-hsfpn-p2.yaml")
+
+
+def build(name: str) -> DetectionModel:
+    """Build a model from a YAML under cfg/ by scale-qualified name, the way `YOLO(...)` does."""
+    return DetectionModel(str(CFG / name), verbose=False)
+
+
+@pytest.mark.parametrize("scale", "nsmlx")
+@pytest.mark.parametrize("family", YAMLS)
+def test_every_scale_builds_with_scaled_widths(family, scale):
+    model = build(family.format(scale))
+    width = {"n": 0.25, "s": 0.5, "m": 0.75, "l": 1.0, "x": 1.25}[scale]
+    blocks = [m for m in model.model if isinstance(m, (HFP, SDP, Sum))]
+    assert len(blocks) == (10 if "p2" in family else 7)  # HFP, SDP, Sum per level
+    for m in model.model:
+        if isinstance(m, HFP):
+            assert m.norm.num_channels == int(256 * width)
+        if isinstance(m, SDP):
+            assert isinstance(m.f, list) and type(m.f) is list  # plain list in checkpoints
+    assert model.stride.tolist() == ([4.0, 8.0, 16.0, 32.0] if "p2" in family else [8.0, 16.0, 32.0])
+
+
+@pytest.mark.parametrize("family", YAMLS)
+def test_forward_at_several_sizes(family):
+    model = build(family.format("n")).eval()
+    with torch.inference_mode():
+        for shape in ((1, 3, 320, 320), (1, 3, 640, 640), (2, 3, 384, 640)):
+            y = model(torch.zeros(shape))[0]
+            cells = sum((shape[2] // s) * (shape[3] // s) for s in model.stride.int().tolist())
+            assert y.shape == (shape[0], 84, cells) and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("scale", "sx")
+def test_larger_scales_forward(scale):
+    model = build(f"yolov8{scale}-hsfpn-p2.yaml").eval()
+    with torch.inference_mode():
+        assert model(torch.zeros(2, 3, 384, 320))[0].shape[-1] == 96 * 80 + 48 * 40 + 24 * 20 + 12 * 10
+
+
+def test_train_mode_backward_reaches_every_block():
+    model = build("yolov8n-hsfpn.yaml").train()
+    out = model(torch.randn(2, 3, 256, 192))
+    sum(o.float().square().mean() for o in out.values() if isinstance(o, torch.Tensor)).backward()
+    for m in model.model:
+        if isinstance(m, (HFP, SDP)):
+            assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+def test_stock_models_are_untouched():
+    import ultralytics.nn.tasks as tasks
+
+    assert hasattr(tasks.parse_model, "hsfpn_stock")
+    a = DetectionModel("yolov8n.yaml", verbose=False)
+    b_model, _ = tasks.parse_model.hsfpn_stock(a.yaml.copy(), ch=3, verbose=False)
+    assert sum(p.numel() for p in a.parameters()) == sum(p.numel() for p in b_model.parameters())
+
+
+def test_registration_is_idempotent_and_visible_in_ultralytics_namespaces():
+    import ultralytics.nn as unn
+    import ultralytics.nn.modules as modules
+    import ultralytics.nn.tasks as tasks
+
+    from hsfpn_yolo.register import register
+
+    before = tasks.parse_model
+    register()
+    assert tasks.parse_model is before is unn.parse_model
+    assert tasks.HFP is modules.HFP is HFP and tasks.SDP is SDP and tasks.Sum is Sum
+
+
+def yaml_with(tmp_path, replace: dict, name="yolov8n-hsfpn.yaml"):
+    """Write a copy of yolov8-hsfpn.yaml whose head rows (by layer index) are replaced."""
+    d = yaml.safe_load((CFG / "yolov8-hsfpn.yaml").read_text())
+    nb = len(d["backbone"])
+    for i, row in replace.items():
+        d["head"][i - nb] = row
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "rows,match",
+    [
+        ({15: [13, 1, "SDP", [2]]}, r"layer 15 \(SDP\) takes exactly 2 input\(s\) but `from` is 13: write `from` as \["),
+        ({11: [[10, 9], 1, "HFP", []]}, r"layer 11 \(HFP\) takes exactly 1 input\(s\).*single layer index"),
+        ({15: [[13, 9], 1, "SDP", [2]]}, r"layer 15 \(SDP\) needs inputs with equal channels, but `from` \[13, 9\] has channels \[64, 256\]"),
+        ({17: [-1, 1, "HFP", [True, 8, 1.5]]}, r"layer 17 \(HFP\): ratio must be .* in \(0, 1\), got 1.5.*options, in order, are \['dct', 'patch', 'ratio', 'act'\]"),
+        ({17: [-1, 1, "HFP", [{"dct": True, "window": 8}]]}, r"layer 17 \(HFP\): got an unexpected keyword argument 'window'"),
+        ({19: [[17, 18], 1, "SDP", [4, True, 3]]}, r"layer 19 \(SDP\): too many positional arguments"),
+        ({13: [-1, 2, "HFP", []]}, r"layer 13 \(HFP\) cannot be repeated \(n=2\)"),
+        ({20: [15, 1, "Sum", []]}, r"layer 20 \(Sum\) takes 2 or more input\(s\)"),
+    ],
+)
+def test_misused_block_fails_at_build_with_layer_and_fix(tmp_path, rows, match):
+    with pytest.raises(ValueError, match=match):
+        DetectionModel(yaml_with(tmp_path, rows), verbose=False)
+
+
+def test_named_options_in_yaml(tmp_path):
+    model = DetectionModel(yaml_with(tmp_path, {17: [-1, 1, "HFP", [{"dct": True, "patch": 4, "ratio": 0.5}]]}), verbose=False)
+    hfp = model.model[17]
+    assert hfp.dct and hfp.patch == 4 and hfp.highpass.ratio == (0.5, 0.5)
+
+
+def test_installed_package_registers_without_import_and_keeps_startup_light():
+    code = (
+        "import sys; assert 'torch' not in sys.modules, 'torch imported at start-up'; "
+        "from ultralytics.nn.tasks import HFP, SDP, Sum; print(HFP.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "hsfpn_yolo.nn.hfp"

@@ -1,0 +1,193 @@
+"""Tests for the built-in synthetic tiny-object dataset generator (hsfpn_yolo.data.synth) and its dataset YAML."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hsfpn_yolo.data import synth
+
+ROOT = Path(__file__).resolve().parents[1]
+YAML = ROOT / "cfg" / "datasets" / "tiny-synth.yaml"
+SMALL = {"train": 6, "val": 2, "imgsz": 256, "seed": 0}  # ~9 objects per image at 256 px
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """Return {relative path: bytes} of every file under root."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _labels(root: Path, split: str) -> np.ndarray:
+    """Parse every label line of a split strictly into an (n, 5) array."""
+    rows = []
+    for f in sorted((root / "labels" / split).glob("*.txt")):
+        for line in f.read_text().splitlines():
+            parts = line.split()
+            assert len(parts) == 5 and parts[0].isdigit(), line
+            assert all(len(p.split(".")[1]) == 6 for p in parts[1:]), f"not 6 decimals: {line}"
+            rows.append([float(p) for p in parts])
+    return np.array(rows).reshape(-1, 5)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> tuple[Path, dict]:
+    """A small dataset shared by the read-only tests."""
+    dst = tmp_path_factory.mktemp("synth") / "ds"
+    return dst, synth.generate(dst, **SMALL, progress=False)
+
+
+def test_layout_and_summary(small):
+    """Ultralytics layout, paired image/label files, and a summary that matches what is on disk."""
+    dst, summary = small
+    assert summary["path"] == str(dst.resolve()) and summary["cached"] is False
+    for split in synth.SPLITS:
+        images = sorted(p.stem for p in (dst / "images" / split).glob("*.jpg"))
+        labels = sorted(p.stem for p in (dst / "labels" / split).glob("*.txt"))
+        assert images == labels and len(images) == SMALL[split] == summary["images"][split]
+        assert len(_labels(dst, split)) == summary["boxes"][split] > 0
+    assert sum(summary["instances"].values()) == sum(summary["boxes"].values())
+    manifest = json.loads((dst / synth.MANIFEST).read_text())
+    assert manifest["params"] == SMALL and manifest["names"] == list(synth.CLASS_NAMES)
+    import cv2
+
+    img = cv2.imread(str(next((dst / "images" / "train").glob("*.jpg"))))
+    assert img.shape == (SMALL["imgsz"], SMALL["imgsz"], 3)
+
+
+def test_labels_are_valid_tiny_boxes(small):
+    """Boxes are normalised, inside the image, 2-32 px, AI-TOD-like on average, and cover every class."""
+    dst, _ = small
+    labels = np.concatenate([_labels(dst, s) for s in synth.SPLITS])
+    cls, xywh = labels[:, 0], labels[:, 1:]
+    assert set(cls.astype(int)) == set(range(len(synth.CLASS_NAMES)))
+    assert (xywh > 0).all() and (xywh <= 1).all()
+    assert (xywh[:, :2] - xywh[:, 2:] / 2 >= -1e-6).all() and (xywh[:, :2] + xywh[:, 2:] / 2 <= 1 + 1e-6).all()
+    wh = xywh[:, 2:] * SMALL["imgsz"]
+    assert wh.min() >= 2 - 1e-3 and wh.max() <= 32 + 1e-3
+    assert np.allclose(wh, wh.round(), atol=1e-3)  # boxes are whole pixels (tight box of drawn pixels)
+    size = np.sqrt(wh.prod(1))
+    assert 8 < size.mean() < 16, size.mean()
+    assert len(labels) / (SMALL["train"] + SMALL["val"]) >= 5  # many objects per image
+
+
+def test_size_histogram(small):
+    """The histogram counts every box once, in the bucket of its sqrt(area) in pixels."""
+    dst, summary = small
+    hist = synth.size_histogram(dst, "train")
+    assert list(hist) == [*synth.SIZE_BUCKETS, "other"]
+    assert sum(hist.values()) == summary["boxes"]["train"] and hist["other"] == 0
+    size = np.sqrt(_labels(dst, "train")[:, 3:].prod(1)) * SMALL["imgsz"]
+    assert hist["2-8"] == ((size > 2 - 1e-3) & (size < 8 - 1e-3)).sum() > 0
+    assert synth.size_histogram(dst, "train", imgsz=SMALL["imgsz"] * 2)["2-8"] < hist["2-8"]
+
+
+def test_stamp_box_is_tight_box_of_drawn_pixels():
+    """What _stamp reports is exactly the bounding box of the pixels it changed, clipped to the image."""
+    rng = np.random.default_rng(0)
+    for cls in range(len(synth.CLASS_NAMES)):
+        for xy in ([32.3, 30.7], [1.0, 40.0], [62.5, 63.2]):  # inside, clipped left, clipped bottom-right corner
+            img = np.zeros((64, 64, 3), np.float32)
+            sil, inner = synth._shape(cls, rng)
+            theta, xy = rng.uniform(0, 2 * np.pi), np.array(xy)
+            scale = synth._scale(sil, theta, 14.0)
+            box, why = synth._stamp(
+                img, synth._pose(sil, theta, scale, xy), synth._pose(inner, theta, scale, xy), np.full(3, 200.0), 0.5, 1
+            )
+            if box is None:  # too little left inside the image: nothing may be drawn
+                assert why == "border" and not img.any()
+                continue
+            ys, xs = np.nonzero(img.any(2))
+            assert box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) and why == ""
+    img = np.zeros((64, 64, 3), np.float32)
+    sil = synth._pose([synth._disc(0.5)], 0.0, 10.0, np.array([-4.5, 30.0]))  # only ~0.5 px left inside the image
+    assert synth._stamp(img, sil, [], np.full(3, 200.0), 0, 1) == (None, "border") and not img.any()
+
+
+def test_deterministic(tmp_path):
+    """Same arguments and seed give byte-identical files; another seed gives different images."""
+    kw = {"train": 2, "val": 1, "imgsz": 96, "progress": False}
+    synth.generate(tmp_path / "a", **kw)
+    synth.generate(tmp_path / "b", **kw)
+    synth.generate(tmp_path / "c", **kw, seed=1)
+    a, b, c = (_files(tmp_path / x) for x in "abc")
+    assert a == b and len(a) == 2 + 2 * 3  # data.yaml, manifest, 3 images, 3 labels
+    assert all(a[k] != c[k] for k in a if k.endswith(".jpg"))
+
+
+def test_idempotent_and_regenerates_on_new_params(tmp_path):
+    """A complete dataset with the same params is reused untouched; other params replace it."""
+    dst, kw = tmp_path / "ds", {"train": 2, "val": 1, "imgsz": 64, "progress": False}
+    first = synth.generate(dst, **kw)
+    mtimes = {p: p.stat().st_mtime_ns for p in dst.rglob("*")}
+    again = synth.generate(dst, **kw)
+    assert again["cached"] is True and {**again, "cached": False} == first
+    assert {p: p.stat().st_mtime_ns for p in dst.rglob("*")} == mtimes
+    other = synth.generate(dst, **{**kw, "train": 3})
+    assert other["cached"] is False and len(list((dst / "images" / "train").glob("*.jpg"))) == 3
+    assert json.loads((dst / synth.MANIFEST).read_text())["params"]["train"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # no temporary or old folders left behind
+
+
+def test_refuses_foreign_folder(tmp_path):
+    """A non-empty folder that is not one of ours is never overwritten; an empty one is filled."""
+    dst = tmp_path / "mine"
+    dst.mkdir()
+    (dst / "keep.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="refusing"):
+        synth.generate(dst, train=1, val=1, imgsz=64, progress=False)
+    assert [p.name for p in dst.iterdir()] == ["keep.txt"] and [p.name for p in tmp_path.iterdir()] == ["mine"]
+    (tmp_path / "empty").mkdir()
+    assert synth.generate(tmp_path / "empty", train=1, val=1, imgsz=64, progress=False)["boxes"] is not None
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_atomic_on_failure(tmp_path, monkeypatch, error):
+    """A run that dies midway leaves neither a partial dataset nor a temporary folder; an old dataset survives."""
+    write, calls = synth._write_image, []
+
+    def flaky(path, img):
+        calls.append(path)
+        if len(calls) == 3:
+            raise error("disk full")
+        write(path, img)
+
+    kw = {"train": 3, "val": 2, "imgsz": 64, "progress": False}
+    monkeypatch.setattr(synth, "_write_image", flaky)
+    with pytest.raises(error):
+        synth.generate(tmp_path / "ds", **kw)
+    assert list(tmp_path.iterdir()) == []
+
+    monkeypatch.setattr(synth, "_write_image", write)
+    synth.generate(tmp_path / "ds", **kw)
+    old = _files(tmp_path / "ds")
+    monkeypatch.setattr(synth, "_write_image", flaky)
+    calls.clear()
+    with pytest.raises(error):
+        synth.generate(tmp_path / "ds", **{**kw, "seed": 1})
+    assert _files(tmp_path / "ds") == old and [p.name for p in tmp_path.iterdir()] == ["ds"]
+
+
+def test_dataset_yaml_generates_on_first_use(tmp_path, monkeypatch):
+    """check_det_dataset on cfg/datasets/tiny-synth.yaml renders the dataset into Ultralytics' datasets dir."""
+    import ultralytics.data.utils as du
+
+    monkeypatch.setattr(du, "DATASETS_DIR", tmp_path)
+    monkeypatch.setattr(du, "check_font", lambda *a, **k: None)  # offline: no font download
+    monkeypatch.chdir(tmp_path)  # 'path: tiny-synth' is first tried relative to the working directory
+    for k, v in {"TRAIN": 4, "VAL": 2, "IMGSZ": 128, "SEED": 3}.items():
+        monkeypatch.setenv(synth.ENV_PREFIX + k, str(v))
+    data = du.check_det_dataset(str(YAML))
+    root = tmp_path / "tiny-synth"
+    assert Path(data["path"]) == root and data["nc"] == 5 and data["names"] == dict(enumerate(synth.CLASS_NAMES))
+    assert Path(data["train"]) == root / "images" / "train" and Path(data["val"]) == root / "images" / "val"
+    assert len(list(Path(data["train"]).glob("*.jpg"))) == 4 and len(list(Path(data["val"]).glob("*.jpg"))) == 2
+    assert json.loads((root / synth.MANIFEST).read_text())["params"] == {"train": 4, "val": 2, "imgsz": 128, "seed": 3}
+
+    own = du.check_det_dataset(str(root / "data.yaml"))  # the copy written next to the data resolves in place
+    assert Path(own["val"]) == root / "images" / "val" and own["names"] == data["names"]
+
+    with pytest.raises(ValueError, match="CLASS_NAMES"):
+        synth.download({"path": tmp_path / "other", "names": {0: "car"}})
