@@ -49,8 +49,9 @@ class TinyCollector:
 
 
 def is_hsfpn_model(model: Any) -> bool:
-    """Return whether a model contains HS-FPN blocks, matched by class name (wrappers such as AutoBackend work too)."""
-    modules = getattr(model, "modules", None)
+    """Return whether a model contains HS-FPN blocks, matched by class name (AutoBackend-wrapped PyTorch models too)."""
+    inner = getattr(getattr(model, "backend", None), "model", None)  # AutoBackend keeps the module on its backend
+    modules = getattr(inner if inner is not None else model, "modules", None)
     return callable(modules) and any(type(m).__name__ in HSFPN_BLOCKS for m in modules())
 
 

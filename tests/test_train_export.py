@@ -1,0 +1,123 @@
+"""End to end through stock Ultralytics: train, reload in a fresh process (plain and safe-load), predict, export."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hsfpn_yolo.data.synth import generate
+from tests.conftest import CFG
+from ultralytics import YOLO
+from ultralytics.utils import ASSETS
+
+IMGSZ = 128
+BIN = Path(sys.executable).parent
+
+
+def run_python(code: str, cwd: Path, **env) -> str:
+    """Run `code` in a fresh interpreter (which imports only what `code` imports); return stdout, fail on error."""
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True, timeout=600,
+        env={**os.environ, **env},
+    )
+    assert out.returncode == 0, f"stdout:\n{out.stdout[-3000:]}\nstderr:\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def data(work_dir) -> str:
+    """A small synthetic tiny-object dataset and its data YAML."""
+    generate(work_dir / "tiny", train=16, val=8, imgsz=IMGSZ, seed=1, progress=False)
+    return str(work_dir / "tiny" / "data.yaml")
+
+
+@pytest.fixture(scope="module")
+def best(data, work_dir) -> Path:
+    """best.pt of a real 1-epoch training of yolov8n-hsfpn through the Python API."""
+    model = YOLO(str(CFG / "yolov8n-hsfpn.yaml"))
+    model.train(
+        data=data, epochs=1, imgsz=IMGSZ, batch=4, workers=0, device="cpu", project=str(work_dir / "runs"),
+        name="api", exist_ok=True, plots=False, seed=0,
+    )
+    path = Path(model.trainer.best)
+    assert path.is_file() and (path.parent.parent / "results.csv").is_file()
+    return path
+
+
+def test_python_api_train_val_predict(best, data):
+    model = YOLO(best)
+    metrics = model.val(data=data, imgsz=IMGSZ, batch=4, device="cpu", plots=False)
+    assert 0.0 <= metrics.box.map <= 1.0
+    assert {"AP", "AP_vt", "AP_t", "AP_s"} <= set(metrics.tiny)  # tiny-object AP is on for HS-FPN models
+    result = model.predict(ASSETS / "bus.jpg", imgsz=IMGSZ, conf=0.0, max_det=5, device="cpu", verbose=False)[0]
+    assert result.orig_shape == (1080, 810) and len(result.boxes) == 5
+
+
+def test_yolo_executable_trains(data, work_dir):
+    cmd = [
+        str(BIN / "yolo"), "train", f"model={CFG / 'yolov8n-hsfpn.yaml'}", f"data={data}", "epochs=1", f"imgsz={IMGSZ}",
+        "batch=4", "workers=0", "device=cpu", "plots=False", f"project={work_dir / 'runs'}", "name=cli", "exist_ok=True",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (work_dir / "runs" / "cli" / "weights" / "best.pt").is_file()
+    assert "hsfpn_yolo.nn.sdp.SDP" in out.stdout + out.stderr  # the layer table shows our blocks
+
+
+@pytest.mark.parametrize("safe", ["0", "1"])
+def test_checkpoint_reloads_in_a_process_that_imports_only_ultralytics(best, data, work_dir, safe):
+    out = run_python(
+        f"""
+        import sys
+        from ultralytics import YOLO
+        model = YOLO({str(best)!r})
+        m = model.val(data={data!r}, imgsz={IMGSZ}, batch=4, device="cpu", plots=False, verbose=False)
+        r = model.predict({str(ASSETS / "bus.jpg")!r}, imgsz={IMGSZ}, conf=0.0, max_det=3, verbose=False)[0]
+        f = model.export(format="onnx", imgsz={IMGSZ})
+        print("RESULT", type(model.model.model[11]).__module__, len(r.boxes), round(m.box.map, 4), f.endswith(".onnx"))
+        """,
+        cwd=work_dir,
+        ULTRALYTICS_SAFE_LOAD=safe,
+    )
+    assert "RESULT hsfpn_yolo.nn.hfp 3" in out and out.strip().endswith("True")
+
+
+def torch_outputs(best: Path, x: np.ndarray) -> np.ndarray:
+    """Raw detection output of the checkpoint's model in fp32 eval mode."""
+    model = YOLO(best).model.float().eval()
+    with torch.inference_mode():
+        return model(torch.from_numpy(x))[0].numpy()
+
+
+def onnx_outputs(path: str, x: np.ndarray) -> np.ndarray:
+    """Raw detection output of an exported ONNX file under onnxruntime."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def test_onnx_static_export_matches_pytorch(best):
+    path = YOLO(best).export(format="onnx", imgsz=IMGSZ)
+    x = np.random.default_rng(0).random((1, 3, IMGSZ, IMGSZ), dtype=np.float32)
+    np.testing.assert_allclose(onnx_outputs(path, x), torch_outputs(best, x), rtol=1e-3, atol=1e-4)
+
+
+def test_onnx_dynamic_export_matches_pytorch_at_other_sizes(best):
+    path = YOLO(best).export(format="onnx", imgsz=IMGSZ, dynamic=True, batch=2)
+    rng = np.random.default_rng(0)
+    for shape in ((1, 3, IMGSZ, IMGSZ), (2, 3, 96, 160), (1, 3, 224, 96)):  # 160/8=20, 96/8=12: pool bins overlap
+        x = rng.random(shape, dtype=np.float32)
+        np.testing.assert_allclose(onnx_outputs(path, x), torch_outputs(best, x), rtol=1e-3, atol=1e-4)
+
+
+def test_torchscript_export_runs(best):
+    path = YOLO(best).export(format="torchscript", imgsz=IMGSZ)
+    x = np.random.default_rng(0).random((1, 3, IMGSZ, IMGSZ), dtype=np.float32)
+    y = torch.jit.load(path)(torch.from_numpy(x))  # the traced model returns the raw output tensor alone
+    np.testing.assert_allclose(y.numpy(), torch_outputs(best, x), rtol=1e-3, atol=1e-4)
