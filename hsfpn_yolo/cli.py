@@ -1,4 +1,4 @@
-"""The `hsfpn-yolo` command line: dataset conversion and synthetic data.
+"""The `hsfpn-yolo` command line: dataset conversion, synthetic data and benchmarks.
 
 Each subcommand is one `cmd_*` handler plus one parser block in `build_parser`; handlers import their heavy
 dependencies lazily so that `--help` stays fast.
@@ -7,6 +7,9 @@ Examples:
     hsfpn-yolo convert visdrone VisDrone2019-DET-train datasets/VisDrone/train
     hsfpn-yolo convert aitod aitod_train_v1.json aitod/images/train datasets/AI-TOD/train --skip-bad
     hsfpn-yolo synth datasets/synth --train 200 --val 50 --imgsz 640 --seed 0
+    hsfpn-yolo bench speed --json runs/bench/speed.json
+    hsfpn-yolo bench accuracy --epochs 10 --json runs/bench/accuracy.json
+    hsfpn-yolo bench plot --speed runs/bench/speed.json --accuracy runs/bench/accuracy.json --out docs
 """
 
 from __future__ import annotations
@@ -41,9 +44,101 @@ def cmd_synth(args: argparse.Namespace) -> None:
     generate(args.dst, **kwargs)
 
 
+def _names(text: str) -> list[str]:
+    """Split a comma-separated list of model names."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def cmd_bench_speed(args: argparse.Namespace) -> None:
+    """Benchmark parameters, FLOPs, latency, training step and memory of the models and blocks."""
+    from hsfpn_yolo.bench.speed import run
+
+    run(
+        models=args.models, scale=args.scale, imgsz=args.imgsz, batch=args.batch, iters=args.iters,
+        budget=args.budget, device=args.device, threads=args.threads, blocks=not args.no_blocks,
+        memory=not args.no_memory, compile=args.compile, json_path=args.json,
+    )
+
+
+def cmd_bench_accuracy(args: argparse.Namespace) -> None:
+    """Train every model the same way and compare tiny-object AP."""
+    from hsfpn_yolo.bench.accuracy import run
+
+    run(
+        models=args.models or None, data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+        device=args.device, train_images=args.train_images, val_images=args.val_images, workers=args.workers,
+        scale=args.scale, project=args.project, json_path=args.json,
+    )
+
+
+def cmd_bench_plot(args: argparse.Namespace) -> None:
+    """Plot the benchmark JSON files."""
+    from hsfpn_yolo.bench.plots import plot
+
+    for path in plot(args.speed, args.accuracy, args.out):
+        print(path)
+
+
+def _bench_parsers(commands) -> None:
+    """Add the `bench speed|accuracy|plot` subcommands."""
+    bench = commands.add_parser("bench", help="benchmark speed, memory and tiny-object accuracy")
+    kinds = bench.add_subparsers(dest="kind", required=True, metavar="KIND")
+
+    p = kinds.add_parser(
+        "speed",
+        help="parameters, GFLOPs, latency, training step and memory; HFP/SDP against reference versions",
+        description="Time yolov8{s}, yolov8{s}-p2, yolov8{s}-hsfpn and yolov8{s}-hsfpn-p2 in one run, plus the HFP "
+        "and SDP blocks against straightforward reference versions, and print Markdown tables. Iteration counts "
+        "follow a time budget per case unless --iters is given.",
+    )
+    p.add_argument("--models", type=_names, default=None, metavar="A,B", help="model names (default: the four)")
+    p.add_argument("--scale", default="n", choices=list("nsmlx"), help="scale of the default models")
+    p.add_argument("--imgsz", type=int, default=640, metavar="S", help="input size")
+    p.add_argument("--batch", type=int, default=8, metavar="B", help="large batch (latency, training step, blocks)")
+    p.add_argument("--iters", type=int, default=None, metavar="N", help="fixed timed iterations per case")
+    p.add_argument("--budget", type=float, default=None, metavar="SEC", help="seconds per case (default: auto)")
+    p.add_argument("--device", default=None, help="'cpu' or 'cuda' (default: cuda when present, CPU always)")
+    p.add_argument("--threads", type=int, default=None, metavar="T", help="torch CPU threads (default: all cores)")
+    p.add_argument("--no-blocks", action="store_true", help="skip the block-level comparison")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile'd HS-FPN inference")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="save the raw numbers here")
+    p.set_defaults(func=cmd_bench_speed)
+
+    p = kinds.add_parser(
+        "accuracy",
+        help="train each model identically and compare tiny-object AP",
+        description="Train every model with the same seed, epochs, image size and optimizer (default: the "
+        "synthetic tiny-object set, generated once into Ultralytics' datasets folder) and report AP, AP50, AP_vt, "
+        "AP_t, AP_s and seconds per epoch.",
+    )
+    p.add_argument("--models", type=_names, default=None, metavar="A,B", help="model names (default: the four)")
+    p.add_argument("--scale", default="n", choices=list("nsmlx"), help="scale of the default models")
+    p.add_argument("--data", default=None, metavar="YAML", help="data YAML (default: synthetic set)")
+    p.add_argument("--epochs", type=int, default=10, metavar="E", help="epochs per model")
+    p.add_argument("--imgsz", type=int, default=320, metavar="S", help="image size")
+    p.add_argument("--batch", type=int, default=16, metavar="B", help="batch size")
+    p.add_argument("--device", default="cpu", help="'cpu', '0', ...")
+    p.add_argument("--train-images", type=int, default=256, metavar="N", help="synthetic training images")
+    p.add_argument("--val-images", type=int, default=64, metavar="M", help="synthetic validation images")
+    p.add_argument("--workers", type=int, default=2, metavar="W", help="dataloader workers")
+    p.add_argument("--project", type=Path, default=Path("runs/bench/accuracy"), help="folder for the runs")
+    p.add_argument("--json", type=Path, default=Path("runs/bench/accuracy.json"), metavar="PATH", help="results")
+    p.set_defaults(func=cmd_bench_accuracy)
+
+    p = kinds.add_parser("plot", help="plot benchmark JSON files as PNGs", description="Write AP-by-size bars "
+                         "(from the accuracy JSON) and latency against AP (needs both JSONs) as PNGs.")
+    p.add_argument("--speed", type=Path, default=None, metavar="JSON", help="`bench speed --json` output")
+    p.add_argument("--accuracy", type=Path, default=None, metavar="JSON", help="`bench accuracy --json` output")
+    p.add_argument("--out", type=Path, default=Path("docs"), metavar="DIR", help="folder for the PNGs")
+    p.set_defaults(func=cmd_bench_plot)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the `hsfpn-yolo` argument parser with all subcommands."""
-    parser = argparse.ArgumentParser(prog="hsfpn-yolo", description="HS-FPN for Ultralytics YOLO: data tools.")
+    parser = argparse.ArgumentParser(
+        prog="hsfpn-yolo", description="HS-FPN for Ultralytics YOLO: data tools and benchmarks."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     convert = commands.add_parser(
@@ -89,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--imgsz", type=int, default=argparse.SUPPRESS, metavar="S", help="image size in pixels")
     p.add_argument("--seed", type=int, default=argparse.SUPPRESS, metavar="K", help="random seed")
     p.set_defaults(func=cmd_synth)
+
+    _bench_parsers(commands)
     return parser
 
 

@@ -1,0 +1,105 @@
+"""What every benchmark shares: model names, the run header (machine, versions, command) and Markdown tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+FAMILIES = ("yolov8{}", "yolov8{}-p2", "yolov8{}-hsfpn", "yolov8{}-hsfpn-p2")  # stock first, then ours
+
+
+def cfg_dir() -> Path:
+    """Return the folder holding our model YAMLs: inside the package when installed, else the repository's cfg/."""
+    here = Path(__file__).resolve().parents[1]
+    return here / "cfg" if (here / "cfg").is_dir() else here.parent / "cfg"
+
+
+def default_models(scale: str = "n") -> list[str]:
+    """Return the four benchmark model names at one scale, e.g. yolov8n ... yolov8n-hsfpn-p2."""
+    return [f.format(scale) for f in FAMILIES]
+
+
+def model_yaml(name: str) -> str:
+    """Return the YAML to build model `name`: ours from cfg/, Ultralytics' own by name, or a path as given.
+
+    Args:
+        name (str): e.g. 'yolov8n', 'yolov8s-p2', 'yolov8n-hsfpn', or a path to a model YAML.
+    """
+    if name.endswith((".yaml", ".yml")):
+        return name
+    return str(cfg_dir() / f"{name}.yaml") if "hsfpn" in name else f"{name}.yaml"
+
+
+def baseline_of(name: str) -> str:
+    """Return the plain YOLOv8 of the same scale, the denominator of every ratio (e.g. yolov8s-hsfpn -> yolov8s)."""
+    stem = Path(name).stem
+    return stem[: len("yolov8") + 1] if stem.startswith("yolov8") else stem
+
+
+def command_line() -> str:
+    """Return the command that started this process, as it could be typed again."""
+    argv = list(sys.argv)
+    argv[0] = "hsfpn-yolo" if Path(argv[0]).name == "hsfpn-yolo" else f"{Path(sys.executable).name} {argv[0]}"
+    return " ".join([argv[0], *map(shlex.quote, argv[1:])])
+
+
+def environment() -> dict[str, Any]:
+    """Return the machine, date, versions and command of this run."""
+    import torch
+    import ultralytics
+
+    cpu = platform.processor() or platform.machine()
+    try:  # the model name is more useful than the architecture where Linux tells it
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": f"{cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}",
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ultralytics": ultralytics.__version__,
+        "command": command_line(),
+    }
+
+
+def header(env: dict[str, Any]) -> str:
+    """Return the Markdown preamble naming machine, date, versions and command."""
+    lines = [
+        f"- Machine: {env['machine']}" + (f"; GPU: {env['gpu']}" if env.get("gpu") else "; no GPU"),
+        f"- Date: {env['date']}",
+        f"- Versions: Python {env['python']}, torch {env['torch']}, ultralytics {env['ultralytics']}",
+        f"- Command: `{env['command']}`",
+    ]
+    return "\n".join(lines)
+
+
+def md_table(rows: list[dict[str, Any]], columns: list[str], align: str | None = None) -> str:
+    """Return rows as a Markdown table; missing values print as '–'.
+
+    Args:
+        rows (list[dict]): One dict per row, already formatted or numbers.
+        columns (list[str]): Keys to print, in order (also the header).
+        align (str, optional): One 'l'/'r' per column; default left for the first column, right for the rest.
+    """
+    align = align or "l" + "r" * (len(columns) - 1)
+    out = ["| " + " | ".join(columns) + " |", "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join("–" if r.get(c) is None else str(r[c]) for c in columns) + " |")
+    return "\n".join(out)
+
+
+def save_json(path: str | Path, data: dict[str, Any]) -> Path:
+    """Write `data` as indented JSON, creating parent folders; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    return path
