@@ -7,13 +7,18 @@ imported (or at once, if it already is); the installed `.pth` file does the same
 from . import _autoload  # noqa: F401  (installs the registration hook; imports neither torch nor ultralytics)
 
 __version__ = "0.1.0"
-__all__ = ("HFP", "SDP", "Sum")
+__all__ = ("HFP", "SDP", "Sum", "CFG_DIR")
 
 
 def __getattr__(name: str):
-    """Import the blocks lazily so that `import hsfpn_yolo` stays light."""
+    """Resolve the blocks and `CFG_DIR` lazily so that `import hsfpn_yolo` stays light."""
     if name in {"HFP", "SDP", "Sum"}:
         from . import nn
 
         return getattr(nn, name)
+    if name == "CFG_DIR":  # model and dataset YAMLs: inside an installed wheel, or the checkout's cfg/ (editable)
+        from pathlib import Path
+
+        here = Path(__file__).resolve().parent
+        return here / "cfg" if (here / "cfg").is_dir() else here.parent / "cfg"
     raise AttributeError(f"module 'hsfpn_yolo' has no attribute {name!r}")

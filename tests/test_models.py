@@ -118,6 +118,10 @@ def test_named_options_in_yaml(tmp_path):
     assert hfp.dct and hfp.patch == 4 and hfp.highpass.ratio == (0.5, 0.5)
 
 
+def test_cfg_dir_points_at_the_model_yamls():
+    assert (hsfpn_yolo.CFG_DIR / "yolov8-hsfpn.yaml").is_file() and (hsfpn_yolo.CFG_DIR / "datasets").is_dir()
+
+
 def test_installed_package_registers_without_import_and_keeps_startup_light():
     code = (
         "import sys; assert 'torch' not in sys.modules, 'torch imported at start-up'; "
