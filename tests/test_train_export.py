@@ -121,3 +121,15 @@ def test_torchscript_export_runs(best):
     x = np.random.default_rng(0).random((1, 3, IMGSZ, IMGSZ), dtype=np.float32)
     y = torch.jit.load(path)(torch.from_numpy(x))  # the traced model returns the raw output tensor alone
     np.testing.assert_allclose(y.numpy(), torch_outputs(best, x), rtol=1e-3, atol=1e-4)
+
+
+def test_p2_model_dynamic_onnx_matches_pytorch(work_dir, monkeypatch):
+    monkeypatch.chdir(work_dir)  # a YAML-built model exports into the working directory
+    model = YOLO(str(CFG / "yolov8n-hsfpn-p2.yaml"))  # untrained: exercises the P2 level (DCT p=16, 8x8 SDP grid)
+    path = model.export(format="onnx", imgsz=IMGSZ, dynamic=True, batch=1)
+    torch_model = model.model.float().eval()
+    for shape in ((1, 3, IMGSZ, IMGSZ), (1, 3, 160, 96)):
+        x = np.random.default_rng(1).random(shape, dtype=np.float32)
+        with torch.inference_mode():
+            expected = torch_model(torch.from_numpy(x))[0].numpy()
+        np.testing.assert_allclose(onnx_outputs(path, x), expected, rtol=1e-3, atol=1e-4)
