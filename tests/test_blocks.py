@@ -180,3 +180,16 @@ def test_blocks_under_cpu_autocast(dtype, size):
 def test_ratio_outside_unit_interval_is_rejected(bad):
     with pytest.raises(ValueError, match=r"\(0, 1\)"):
         HFP(32, dct=True, ratio=bad)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("size", [(80, 80), (128, 128), (20, 36)])
+def test_blocks_under_cuda_fp16_autocast(size):
+    torch.manual_seed(0)
+    hfp, sdp = HFP(64, dct=True).cuda(), SDP(64, 4).cuda()
+    x = torch.randn(2, 64, *size, device="cuda", requires_grad=True)
+    with torch.autocast("cuda", dtype=torch.float16):
+        y = sdp([hfp(x), hfp(x)])
+    assert torch.isfinite(y.float()).all()
+    y.float().square().mean().backward()
+    assert torch.isfinite(x.grad).all() and all(torch.isfinite(p.grad).all() for p in hfp.parameters())
