@@ -10,7 +10,7 @@ Examples:
     >>> summary = generate("datasets/tiny-synth", train=64, val=16, imgsz=320)
     >>> size_histogram("datasets/tiny-synth", "val")  # {'2-8': n, '8-16': n, '16-32': n, '32-64': n, 'other': 0}
 
-    $ python -m hsfpn_yolo.data.synth datasets/tiny-synth --train 1000 --val 200 --imgsz 640
+    $ hsfpn-yolo synth datasets/tiny-synth --train 1000 --val 200 --imgsz 640
 """
 
 from __future__ import annotations
@@ -512,20 +512,3 @@ def size_histogram(dst: str | Path, split: str = "train", imgsz: int | None = No
     s = np.round(np.sqrt(labels[:, 3] * labels[:, 4]) * imgsz, 3)  # 6-decimal labels: undo rounding at bucket edges
     hist = {k: int(((s >= lo) & (s < hi)).sum()) for k, (lo, hi) in SIZE_BUCKETS.items()}
     return {**hist, "other": len(s) - sum(hist.values())}
-
-
-def _main() -> None:
-    """Command-line entry: python -m hsfpn_yolo.data.synth DST [--train N] [--val N] [--imgsz N] [--seed N]."""
-    import argparse
-
-    ap = argparse.ArgumentParser(description="Generate the synthetic tiny-object dataset (YOLO layout).")
-    ap.add_argument("dst", type=Path)
-    for k, v in DEFAULTS.items():
-        ap.add_argument(f"--{k}", type=int, default=v)
-    args = vars(ap.parse_args())
-    summary = generate(args.pop("dst"), **args)
-    print(json.dumps({**summary, "sizes": {s: size_histogram(summary["path"], s) for s in SPLITS}}, indent=2))
-
-
-if __name__ == "__main__":
-    _main()
