@@ -21,11 +21,10 @@ from .metrics import install as install_tiny_metrics
 from .nn import HFP, SDP, ConvReLU, DCTHighPass, Sum
 
 BLOCKS = {"HFP": HFP, "SDP": SDP, "Sum": Sum}
-INPUTS = {HFP: "exactly 1", SDP: "exactly 2", Sum: "2 or more"}  # number of `from` entries each block takes
-INPUT_HINT = {
-    HFP: "write `from` as a single layer index, e.g. -1",
-    SDP: "write `from` as [finer level, upsampled coarser level], e.g. [-1, 14]",
-    Sum: "write `from` as a list of layer indices, e.g. [-1, 14]",
+INPUTS = {  # `from` entries each block takes: fewest, most (None: no limit), and how to write them
+    HFP: (1, 1, "a single layer index, e.g. -1"),
+    SDP: (2, 2, "[finer level, upsampled coarser level], e.g. [-1, 14]"),
+    Sum: (2, None, "a list of layer indices, e.g. [-1, 14]"),
 }
 
 
@@ -35,11 +34,6 @@ class LayerInputs(list):
     def __index__(self) -> int:
         """Return the first input index."""
         return self[0]
-
-
-def _inputs_ok(cls: type, inputs: list) -> bool:
-    """Return whether `cls` accepts this many inputs."""
-    return len(inputs) == 1 if cls is HFP else len(inputs) == 2 if cls is SDP else len(inputs) >= 2
 
 
 def _block_args(i: int, f, n: int, name: str, args: list, channels: list[int]) -> list:
@@ -55,8 +49,12 @@ def _block_args(i: int, f, n: int, name: str, args: list, channels: list[int]) -
     """
     cls, where = BLOCKS[name], f"model YAML layer {i} ({name})"
     inputs = [f] if isinstance(f, int) else list(f)
-    if not _inputs_ok(cls, inputs):
-        raise ValueError(f"{where} takes {INPUTS[cls]} input(s) but `from` is {f}: {INPUT_HINT[cls]}.")
+    fewest, most, how = INPUTS[cls]
+    if not fewest <= len(inputs) <= (most or len(inputs)):
+        count = f"exactly {fewest}" if fewest == most else f"{fewest} or more"
+        raise ValueError(f"{where} takes {count} input(s) but `from` is {f}: write `from` as {how}.")
+    if not all(-i <= j < i for j in inputs):
+        raise ValueError(f"{where}: `from` {f} must name earlier layers (0..{i - 1}, or -1..-{i}).")
     if n != 1:
         raise ValueError(f"{where} cannot be repeated (n={n}): set its repeats to 1.")
     c_in = [channels[j if j >= 0 else i + j] for j in inputs]

@@ -105,6 +105,7 @@ def yaml_with(tmp_path, replace: dict, name="yolov8n-hsfpn.yaml"):
         ({19: [[17, 18], 1, "SDP", [4, True, 3]]}, r"layer 19 \(SDP\): too many positional arguments"),
         ({13: [-1, 2, "HFP", []]}, r"layer 13 \(HFP\) cannot be repeated \(n=2\)"),
         ({20: [15, 1, "Sum", []]}, r"layer 20 \(Sum\) takes 2 or more input\(s\)"),
+        ({15: [[13, 30], 1, "SDP", [2]]}, r"layer 15 \(SDP\): `from` \[13, 30\] must name earlier layers"),
     ],
 )
 def test_misused_block_fails_at_build_with_layer_and_fix(tmp_path, rows, match):
