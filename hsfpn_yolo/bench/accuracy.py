@@ -49,9 +49,13 @@ class EpochClock:
         self.train: list[float] = []
         self.total: list[float] = []
         self._t0 = self._t1 = 0.0
+        self.threads = 0
 
     def start(self, trainer) -> None:
-        """Epoch starts."""
+        """Epoch starts; note the torch thread count Ultralytics trains with."""
+        import torch
+
+        self.threads = torch.get_num_threads()
         self._t0 = time.perf_counter()
 
     def trained(self, trainer) -> None:
@@ -103,6 +107,7 @@ def train_one(name: str, data: str, imgsz: int, device: str, project: Path, trai
         "epoch_train_s": statistics.median(clock.train) if clock.train else None,
         "epoch_total_s": statistics.median(clock.total) if clock.total else None,
         "wall_s": wall,
+        "train_threads": clock.threads,
         "save_dir": str(model.trainer.save_dir),
     }
 
@@ -183,5 +188,14 @@ def run(
         if json_path:  # after every model, so a long run that stops early keeps what it finished
             save_json(json_path, out)
             save_csv(Path(json_path).with_suffix(".csv"), results)
-    print(f"\n## Accuracy\n\n{header(env)}\n- Settings: {settings}\n\n{table(results)}\n")
+    print(markdown(out))
     return out
+
+
+def markdown(out: dict[str, Any]) -> str:
+    """Return the accuracy report in Markdown."""
+    threads = sorted({r.get("train_threads") for r in out["results"]} - {None})
+    lines = [header(out["env"]), f"- Settings: {out['settings']}"]
+    if threads:
+        lines.append(f"- torch threads while training (Ultralytics sets them): {', '.join(map(str, threads))}")
+    return "\n## Accuracy\n\n" + "\n".join(lines) + f"\n\n{table(out['results'])}\n"

@@ -44,13 +44,13 @@ class HFP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return GN(conv3x3(spatial(x) + channel(x)))."""
         if self.dct:
-            hp = self.highpass(x)  # one high-pass feeds both paths
-            spatial = x * hp
-            a, b = pooled_relu_sum(hp, self.patch, "max"), pooled_relu_sum(hp, self.patch, "avg")
+            gate = self.highpass(x)  # one high-pass feeds both paths
+            a, b = pooled_relu_sum(gate, self.patch, "max"), pooled_relu_sum(gate, self.patch, "avg")
         else:
-            spatial = x * self.spatial(x).sigmoid()
+            gate = self.spatial(x).sigmoid()
             a, b = x.amax((2, 3), keepdim=True).relu(), x.mean((2, 3), keepdim=True).relu()
         ab = self.g1(torch.cat((a, b)))  # one call for both pooled vectors (shared weights)
         n = x.shape[0]
-        channel = x * self.g2(ab[:n] + ab[n:]).sigmoid()
-        return self.norm(self.out(spatial + channel))
+        channel = self.g2(ab[:n] + ab[n:]).sigmoid()
+        # x * spatial_gate + x * channel_gate as x * (spatial_gate + channel_gate): two full-size passes, not three
+        return self.norm(self.out(x * (gate + channel)))
