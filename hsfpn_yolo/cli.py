@@ -37,11 +37,15 @@ def cmd_convert_aitod(args: argparse.Namespace) -> None:
 
 def cmd_synth(args: argparse.Namespace) -> None:
     """Generate the synthetic tiny-object dataset."""
-    from hsfpn_yolo.data.synth import generate
+    from hsfpn_yolo.data.synth import SPLITS, generate, size_histogram
 
     # Options left out are not passed, so the generator's own defaults apply
     kwargs = {k: getattr(args, k) for k in ("train", "val", "imgsz", "seed") if hasattr(args, k)}
-    generate(args.dst, **kwargs)
+    summary = generate(args.dst, **kwargs)
+    for split in SPLITS:  # the box-size distribution in the AI-TOD buckets (sqrt of box area, px)
+        if summary["images"][split]:
+            hist = size_histogram(summary["path"], split)
+            print(f"{split} box sizes: " + ", ".join(f"{k} px: {v}" for k, v in hist.items() if k != "other"))
 
 
 def _names(text: str) -> list[str]:
@@ -54,9 +58,18 @@ def cmd_bench_speed(args: argparse.Namespace) -> None:
     from hsfpn_yolo.bench.speed import run
 
     run(
-        models=args.models, scale=args.scale, imgsz=args.imgsz, batch=args.batch, iters=args.iters,
-        budget=args.budget, device=args.device, threads=args.threads, blocks=not args.no_blocks,
-        memory=not args.no_memory, compile=args.compile, json_path=args.json,
+        models=args.models,
+        scale=args.scale,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        iters=args.iters,
+        budget=args.budget,
+        device=args.device,
+        threads=args.threads,
+        blocks=not args.no_blocks,
+        memory=not args.no_memory,
+        compile=args.compile,
+        json_path=args.json,
     )
 
 
@@ -65,9 +78,18 @@ def cmd_bench_accuracy(args: argparse.Namespace) -> None:
     from hsfpn_yolo.bench.accuracy import run
 
     run(
-        models=args.models or None, data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-        device=args.device, train_images=args.train_images, val_images=args.val_images, workers=args.workers,
-        scale=args.scale, project=args.project, json_path=args.json,
+        models=args.models or None,
+        data=args.data,
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        device=args.device,
+        train_images=args.train_images,
+        val_images=args.val_images,
+        workers=args.workers,
+        scale=args.scale,
+        project=args.project,
+        json_path=args.json,
     )
 
 
@@ -126,8 +148,11 @@ def _bench_parsers(commands) -> None:
     p.add_argument("--json", type=Path, default=Path("runs/bench/accuracy.json"), metavar="PATH", help="results")
     p.set_defaults(func=cmd_bench_accuracy)
 
-    p = kinds.add_parser("plot", help="plot benchmark JSON files as PNGs", description="Write AP-by-size bars "
-                         "(from the accuracy JSON) and latency against AP (needs both JSONs) as PNGs.")
+    p = kinds.add_parser(
+        "plot",
+        help="plot benchmark JSON files as PNGs",
+        description="Write AP-by-size bars (from the accuracy JSON) and latency against AP (needs both JSONs) as PNGs.",
+    )
     p.add_argument("--speed", type=Path, default=None, metavar="JSON", help="`bench speed --json` output")
     p.add_argument("--accuracy", type=Path, default=None, metavar="JSON", help="`bench accuracy --json` output")
     p.add_argument("--out", type=Path, default=Path("docs"), metavar="DIR", help="folder for the PNGs")

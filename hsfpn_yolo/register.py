@@ -120,7 +120,12 @@ def wrap_parse_model(stock):
                 i = len(explicit["backbone"]) + (len(explicit["head"]) if part == "head" else 0)
                 f, n, name, args = row
                 if name in BLOCKS:
-                    row = [LayerInputs(f) if isinstance(f, list) else f, n, name, _block_args(i, f, n, name, args, channels)]
+                    row = [
+                        LayerInputs(f) if isinstance(f, list) else f,
+                        n,
+                        name,
+                        _block_args(i, f, n, name, args, channels),
+                    ]
                 explicit[part].append(row)
         model, save = stock(explicit, ch, verbose=verbose)
         for m in model:

@@ -30,17 +30,27 @@ def main() -> None:
 
     model = YOLO(args.model)
     model.train(
-        data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, optimizer="AdamW", lr0=args.lr0,
+        data=args.data,
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        optimizer="AdamW",
+        lr0=args.lr0,
         device=args.device,
-        project=args.project, name="train", exist_ok=True, seed=0,
+        project=args.project,
+        name="train",
+        exist_ok=True,
+        seed=0,
     )
     save_dir = Path(model.trainer.save_dir)
     plots = sorted(p.name for p in save_dir.glob("*.png")) + sorted(p.name for p in save_dir.glob("*.jpg"))
     print(f"\nWeights:  {model.trainer.best}  (last: {model.trainer.last})")
     print(f"Plots:    {save_dir}/  ({', '.join(plots)})")
     print(f"Metrics:  {save_dir / 'results.csv'}, {save_dir / 'tiny_metrics.csv'}")
-    print(f"Next:     yolo predict model={model.trainer.best} source=<image>   |   "
-          f"yolo export model={model.trainer.best} format=onnx")
+    print(
+        f"Next:     yolo predict model={model.trainer.best} source=<image>   |   "
+        f"yolo export model={model.trainer.best} format=onnx"
+    )
 
 
 if __name__ == "__main__":

@@ -46,9 +46,13 @@ def test_bench_speed_end_to_end(tmp_path, capsys):
     assert main([*args, "--models", "yolov8n,yolov8n-hsfpn", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     expected = (
-        "| model | params (M) | GFLOPs (UL) | GFLOPs (full) | infer_b1 ms | infer_b1 ×v8 |", "train_b2 ×v8",
+        "| model | params (M) | GFLOPs (UL) | GFLOPs (full) | infer_b1 ms | infer_b1 ×v8 |",
+        "train_b2 ×v8",
         "| block | input | implementation | forward ms | fwd ÷ ours | fwd+bwd ms | fwd+bwd ÷ ours |",
-        "conv3x3+ReLU+GN", "reference (loops)", "| target | measured | goal | met |", "- Command: `",
+        "conv3x3+ReLU+GN",
+        "reference (loops)",
+        "| target | measured | goal | met |",
+        "- Command: `",
     )
     for column in expected:
         assert column in text
@@ -69,8 +73,10 @@ def test_memory_measures_each_phase():
 def test_bench_plot_writes_pngs(tmp_path, capsys):
     latency = {"yolov8n": {"infer_b1": {"median_ms": 10.0}}, "yolov8n-hsfpn": {"infer_b1": {"median_ms": 12.0}}}
     speed = {"settings": {"imgsz": 640}, "models": {"cpu": latency}}
-    rows = [{"model": "yolov8n", "AP": 0.2, "AP_vt": 0.05, "AP_t": 0.2, "AP_s": 0.4, "AP_m": -1.0},
-            {"model": "yolov8n-hsfpn", "AP": 0.25, "AP_vt": 0.08, "AP_t": 0.25, "AP_s": 0.45, "AP_m": -1.0}]
+    rows = [
+        {"model": "yolov8n", "AP": 0.2, "AP_vt": 0.05, "AP_t": 0.2, "AP_s": 0.4, "AP_m": -1.0},
+        {"model": "yolov8n-hsfpn", "AP": 0.25, "AP_vt": 0.08, "AP_t": 0.25, "AP_s": 0.45, "AP_m": -1.0},
+    ]
     (tmp_path / "s.json").write_text(json.dumps(speed))
     (tmp_path / "a.json").write_text(json.dumps({"settings": {"epochs": 1, "imgsz": 320}, "results": rows}))
     args = ["bench", "plot", "--speed", str(tmp_path / "s.json"), "--accuracy", str(tmp_path / "a.json")]

@@ -34,7 +34,9 @@ def test_highpass_removes_exactly_the_low_corner():
     x = torch.randn(1, 2, 16, 12)
     freq = torch_dct.dct_2d(DCTHighPass(0.25)(x).double(), norm="ortho")
     assert freq[..., :4, :3].abs().max() < 1e-5  # masked corner is gone
-    torch.testing.assert_close(freq[..., 4:, :], torch_dct.dct_2d(x.double(), norm="ortho")[..., 4:, :], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        freq[..., 4:, :], torch_dct.dct_2d(x.double(), norm="ortho")[..., 4:, :], atol=1e-5, rtol=0
+    )
 
 
 def test_highpass_uses_no_fft(monkeypatch):
@@ -138,7 +140,9 @@ def naive_sdp(m: SDP, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     return out + low
 
 
-@pytest.mark.parametrize("shape,grid", [((1, 32, 8, 8), 2), ((3, 32, 12, 20), 4), ((2, 64, 16, 8), 8), ((2, 32, 6, 6), 1)])
+@pytest.mark.parametrize(
+    "shape,grid", [((1, 32, 8, 8), 2), ((3, 32, 12, 20), 4), ((2, 64, 16, 8), 8), ((2, 32, 6, 6), 1)]
+)
 def test_sdp_equals_per_block_attention(shape, grid):
     torch.manual_seed(0)
     m = SDP(shape[1], grid).eval()

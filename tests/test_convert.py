@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import cv2
@@ -342,15 +341,15 @@ def test_cli_convert(tmp_path, capsys):
     assert main(["convert", "nope"]) == 2
 
 
-def test_cli_synth(tmp_path, monkeypatch):
-    """`synth` passes the given options through to hsfpn_yolo.data.synth.generate."""
-    calls = []
-    fake = types.ModuleType("hsfpn_yolo.data.synth")
-    fake.generate = lambda dst, **kw: calls.append((dst, kw)) or {}
-    monkeypatch.setitem(sys.modules, "hsfpn_yolo.data.synth", fake)
-    argv = ["synth", str(tmp_path), "--train", "3", "--val", "2", "--imgsz", "64", "--seed", "7"]
+def test_cli_synth(tmp_path, capsys):
+    """`synth` generates the dataset with the given options and prints the box-size histogram."""
+    argv = ["synth", str(tmp_path / "s"), "--train", "3", "--val", "2", "--imgsz", "64", "--seed", "7"]
     assert main(argv) == 0
-    assert calls == [(tmp_path, {"train": 3, "val": 2, "imgsz": 64, "seed": 7})]
+    manifest = json.loads((tmp_path / "s" / "synth.json").read_text())
+    assert manifest["params"] == {"train": 3, "val": 2, "imgsz": 64, "seed": 7}
+    assert len(list((tmp_path / "s" / "labels" / "train").glob("*.txt"))) == 3
+    out = capsys.readouterr().out
+    assert "train box sizes: 2-8 px:" in out and "val box sizes:" in out
 
 
 @pytest.mark.parametrize("args", [["--help"], ["convert", "--help"], ["convert", "visdrone", "--help"]])

@@ -97,11 +97,24 @@ def yaml_with(tmp_path, replace: dict, name="yolov8n-hsfpn.yaml"):
 @pytest.mark.parametrize(
     "rows,match",
     [
-        ({15: [13, 1, "SDP", [2]]}, r"layer 15 \(SDP\) takes exactly 2 input\(s\) but `from` is 13: write `from` as \["),
+        (
+            {15: [13, 1, "SDP", [2]]},
+            r"layer 15 \(SDP\) takes exactly 2 input\(s\) but `from` is 13: write `from` as \[",
+        ),
         ({11: [[10, 9], 1, "HFP", []]}, r"layer 11 \(HFP\) takes exactly 1 input\(s\).*single layer index"),
-        ({15: [[13, 9], 1, "SDP", [2]]}, r"layer 15 \(SDP\) needs inputs with equal channels, but `from` \[13, 9\] has channels \[64, 256\]"),
-        ({17: [-1, 1, "HFP", [True, 8, 1.5]]}, r"layer 17 \(HFP\): ratio must be .* in \(0, 1\), got 1.5.*options, in order, are \['dct', 'patch', 'ratio', 'act'\]"),
-        ({17: [-1, 1, "HFP", [{"dct": True, "window": 8}]]}, r"layer 17 \(HFP\): got an unexpected keyword argument 'window'"),
+        (
+            {15: [[13, 9], 1, "SDP", [2]]},
+            r"layer 15 \(SDP\) needs inputs with equal channels, but `from` \[13, 9\] has channels \[64, 256\]",
+        ),
+        (
+            {17: [-1, 1, "HFP", [True, 8, 1.5]]},
+            r"layer 17 \(HFP\): ratio must be .* in \(0, 1\), got 1.5.*"
+            r"options, in order, are \['dct', 'patch', 'ratio', 'act'\]",
+        ),
+        (
+            {17: [-1, 1, "HFP", [{"dct": True, "window": 8}]]},
+            r"layer 17 \(HFP\): got an unexpected keyword argument 'window'",
+        ),
         ({19: [[17, 18], 1, "SDP", [4, True, 3]]}, r"layer 19 \(SDP\): too many positional arguments"),
         ({13: [-1, 2, "HFP", []]}, r"layer 13 \(HFP\) cannot be repeated \(n=2\)"),
         ({20: [15, 1, "Sum", []]}, r"layer 20 \(Sum\) takes 2 or more input\(s\)"),
@@ -114,7 +127,9 @@ def test_misused_block_fails_at_build_with_layer_and_fix(tmp_path, rows, match):
 
 
 def test_named_options_in_yaml(tmp_path):
-    model = DetectionModel(yaml_with(tmp_path, {17: [-1, 1, "HFP", [{"dct": True, "patch": 4, "ratio": 0.5}]]}), verbose=False)
+    model = DetectionModel(
+        yaml_with(tmp_path, {17: [-1, 1, "HFP", [{"dct": True, "patch": 4, "ratio": 0.5}]]}), verbose=False
+    )
     hfp = model.model[17]
     assert hfp.dct and hfp.patch == 4 and hfp.highpass.ratio == (0.5, 0.5)
 

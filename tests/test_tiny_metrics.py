@@ -230,8 +230,18 @@ def test_training_writes_one_row_per_validation(data_yaml, tmp_path, monkeypatch
     monkeypatch.setenv(hooks.ENV_VAR, "1")
     model = YOLO("yolov8n.yaml")
     model.train(
-        data=str(data_yaml), epochs=1, imgsz=64, batch=4, device="cpu", plots=False, workers=0, amp=False,
-        project=str(tmp_path), name="t", val=True, warmup_epochs=0,
+        data=str(data_yaml),
+        epochs=1,
+        imgsz=64,
+        batch=4,
+        device="cpu",
+        plots=False,
+        workers=0,
+        amp=False,
+        project=str(tmp_path),
+        name="t",
+        val=True,
+        warmup_epochs=0,
     )
     run = Path(model.trainer.save_dir)
     assert [r["mode"] for r in _read_csv(run / CSV_NAME)] == ["train", "val"]

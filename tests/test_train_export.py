@@ -22,7 +22,11 @@ BIN = Path(sys.executable).parent
 def run_python(code: str, cwd: Path, **env) -> str:
     """Run `code` in a fresh interpreter (which imports only what `code` imports); return stdout, fail on error."""
     out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, **env},
     )
     assert out.returncode == 0, f"stdout:\n{out.stdout[-3000:]}\nstderr:\n{out.stderr[-3000:]}"
@@ -41,8 +45,17 @@ def best(data, work_dir) -> Path:
     """best.pt of a real 1-epoch training of yolov8n-hsfpn through the Python API."""
     model = YOLO(str(CFG / "yolov8n-hsfpn.yaml"))
     model.train(
-        data=data, epochs=1, imgsz=IMGSZ, batch=4, workers=0, device="cpu", project=str(work_dir / "runs"),
-        name="api", exist_ok=True, plots=False, seed=0,
+        data=data,
+        epochs=1,
+        imgsz=IMGSZ,
+        batch=4,
+        workers=0,
+        device="cpu",
+        project=str(work_dir / "runs"),
+        name="api",
+        exist_ok=True,
+        plots=False,
+        seed=0,
     )
     path = Path(model.trainer.best)
     assert path.is_file() and (path.parent.parent / "results.csv").is_file()
@@ -60,8 +73,19 @@ def test_python_api_train_val_predict(best, data):
 
 def test_yolo_executable_trains(data, work_dir):
     cmd = [
-        str(BIN / "yolo"), "train", f"model={CFG / 'yolov8n-hsfpn.yaml'}", f"data={data}", "epochs=1", f"imgsz={IMGSZ}",
-        "batch=4", "workers=0", "device=cpu", "plots=False", f"project={work_dir / 'runs'}", "name=cli", "exist_ok=True",
+        str(BIN / "yolo"),
+        "train",
+        f"model={CFG / 'yolov8n-hsfpn.yaml'}",
+        f"data={data}",
+        "epochs=1",
+        f"imgsz={IMGSZ}",
+        "batch=4",
+        "workers=0",
+        "device=cpu",
+        "plots=False",
+        f"project={work_dir / 'runs'}",
+        "name=cli",
+        "exist_ok=True",
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -93,8 +93,18 @@ def train_one(name: str, data: str, imgsz: int, device: str, project: Path, trai
     clock.attach(model)
     t = time.perf_counter()
     metrics = model.train(
-        data=data, imgsz=imgsz, device=device, project=str(project), name=name, exist_ok=True, deterministic=True,
-        pretrained=False, amp=False, plots=False, verbose=False, **train,
+        data=data,
+        imgsz=imgsz,
+        device=device,
+        project=str(project),
+        name=name,
+        exist_ok=True,
+        deterministic=True,
+        pretrained=False,
+        amp=False,
+        plots=False,
+        verbose=False,
+        **train,
     )
     wall = time.perf_counter() - t
     tiny = getattr(metrics, "tiny", None) or {}

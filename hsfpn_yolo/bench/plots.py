@@ -6,8 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-BUCKETS = {"AP": "all", "AP_vt": "very tiny\n2-8 px", "AP_t": "tiny\n8-16 px", "AP_s": "small\n16-32 px",
-           "AP_m": "medium\n32-64 px"}
+BUCKETS = {
+    "AP": "all",
+    "AP_vt": "very tiny\n2-8 px",
+    "AP_t": "tiny\n8-16 px",
+    "AP_s": "small\n16-32 px",
+    "AP_m": "medium\n32-64 px",
+}
 AP_PNG, LATENCY_PNG = "bench_ap_by_size.png", "bench_latency_vs_ap.png"
 
 
@@ -64,8 +69,11 @@ def latency_vs_ap(speed: dict[str, Any], accuracy: dict[str, Any], path: Path, k
     """
     plt = _pyplot()
     device, models = next(iter(speed["models"].items()))
-    points = [(models[r["model"]][key]["median_ms"], r["AP"], r["model"]) for r in accuracy["results"]
-              if r["model"] in models and r.get("AP") is not None]
+    points = [
+        (models[r["model"]][key]["median_ms"], r["AP"], r["model"])
+        for r in accuracy["results"]
+        if r["model"] in models and r.get("AP") is not None
+    ]
     if not points:
         raise ValueError("the speed and accuracy JSON files share no model names")
     fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=120)

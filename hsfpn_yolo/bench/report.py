@@ -64,11 +64,17 @@ def block_table(blocks: list[dict[str, Any]]) -> str:
     rows = []
     for b in blocks:
         for impl in b["forward"]:
-            rows.append({
-                "block": b["block"], "input": "×".join(map(str, b["shape"])), "implementation": impl,
-                "forward ms": ms(b["forward"][impl]), "fwd ÷ ours": _x(b["forward_ratio"][impl]),
-                "fwd+bwd ms": ms(b["forward_backward"][impl]), "fwd+bwd ÷ ours": _x(b["forward_backward_ratio"][impl]),
-            })
+            rows.append(
+                {
+                    "block": b["block"],
+                    "input": "×".join(map(str, b["shape"])),
+                    "implementation": impl,
+                    "forward ms": ms(b["forward"][impl]),
+                    "fwd ÷ ours": _x(b["forward_ratio"][impl]),
+                    "fwd+bwd ms": ms(b["forward_backward"][impl]),
+                    "fwd+bwd ÷ ours": _x(b["forward_backward_ratio"][impl]),
+                }
+            )
     cols = ["block", "input", "implementation", "forward ms", "fwd ÷ ours", "fwd+bwd ms", "fwd+bwd ÷ ours"]
     return md_table(rows, cols, "lll" + "r" * 4)
 
@@ -104,18 +110,29 @@ def targets(result: dict[str, Any], base_of: Callable[[str], str], scale: str) -
 
 def target_table(rows: list[dict[str, Any]]) -> str:
     """Return the targets as a table."""
-    fmt = [{**r, "measured": None if r["measured"] is None else f"{r['measured']:.2f}",
-            "met": {True: "yes", False: "**no**", None: None}[r["met"]]} for r in rows]
+    fmt = [
+        {
+            **r,
+            "measured": None if r["measured"] is None else f"{r['measured']:.2f}",
+            "met": {True: "yes", False: "**no**", None: None}[r["met"]],
+        }
+        for r in rows
+    ]
     return md_table(fmt, ["target", "measured", "goal", "met"], "lrrl")
 
 
 def compile_table(c: dict[str, Any]) -> str:
     """Return the torch.compile comparison as a table."""
     row = {
-        "model": c["model"], "device": c["device"], "graph breaks in HS-FPN blocks": c["graph_breaks_hsfpn"],
-        "graph breaks, first call": c["graph_breaks_first_call"], "where": ", ".join(c["break_sites"]) or None,
-        "graph breaks, later calls": c["graph_breaks"], "first compiled call s": f"{c['compile_s']:.1f}",
-        "eager b1 ms": ms(c["eager"]), "compiled b1 ms": ms(c["compiled"]),
+        "model": c["model"],
+        "device": c["device"],
+        "graph breaks in HS-FPN blocks": c["graph_breaks_hsfpn"],
+        "graph breaks, first call": c["graph_breaks_first_call"],
+        "where": ", ".join(c["break_sites"]) or None,
+        "graph breaks, later calls": c["graph_breaks"],
+        "first compiled call s": f"{c['compile_s']:.1f}",
+        "eager b1 ms": ms(c["eager"]),
+        "compiled b1 ms": ms(c["compiled"]),
         "speed-up": _x(ratio(c["eager"], c["compiled"])),
     }
     return md_table([row], list(row), "llrrl" + "r" * 5)
@@ -126,22 +143,30 @@ def markdown(result: dict[str, Any]) -> str:
     from .common import baseline_of
 
     s = result["settings"]
-    parts = [f"## Speed\n\n{header(result['env'])}\n- Settings: imgsz {s['imgsz']}, batch {s['batch']}, "
-             f"{s['threads']} torch threads, rounds {s['iters'] or 'by time budget'}; times are median (IQR) in ms"]
+    parts = [
+        f"## Speed\n\n{header(result['env'])}\n- Settings: imgsz {s['imgsz']}, batch {s['batch']}, "
+        f"{s['threads']} torch threads, rounds {s['iters'] or 'by time budget'}; times are median (IQR) in ms"
+    ]
     for key, models in result["models"].items():
-        memory = ("peak MB: peak RSS above the idle process, fresh subprocess per model (see bench/memory.py)"
-                  if key == "cpu" else "peak MB: torch.cuda.max_memory_allocated above the allocation before the call")
+        memory = (
+            "peak MB: peak RSS above the idle process, fresh subprocess per model (see bench/memory.py)"
+            if key == "cpu"
+            else "peak MB: torch.cuda.max_memory_allocated above the allocation before the call"
+        )
         inference = "GFLOPs at batch 1; inference: eval-mode forward of the Conv+BN-fused model, no NMS"
         train = "train: forward + the model's own detection loss + backward + SGD step on a synthetic batch"
-        parts.append(f"### Models, {key}\n\n{inference}; {train}; {memory}.\n\n"
-                     f"{model_table(models, s['batch'], baseline_of)}")
+        parts.append(
+            f"### Models, {key}\n\n{inference}; {train}; {memory}.\n\n{model_table(models, s['batch'], baseline_of)}"
+        )
     for key, blocks in result["blocks"].items():
         parts.append(f"### Blocks, {key}\n\n{block_table(blocks)}")
     if result.get("compile"):
-        note = ("Graph breaks as counted by `torch._dynamo.explain`. On its first call at a new size Ultralytics' "
-                "Detect head builds its anchors with a data-dependent `.item()`; later calls reuse them. The timed "
-                "model is compiled with inductor's defaults after that first call; its first compiled call includes "
-                "compiling (shorter when inductor's on-disk cache already holds the kernels).")
+        note = (
+            "Graph breaks as counted by `torch._dynamo.explain`. On its first call at a new size Ultralytics' "
+            "Detect head builds its anchors with a data-dependent `.item()`; later calls reuse them. The timed "
+            "model is compiled with inductor's defaults after that first call; its first compiled call includes "
+            "compiling (shorter when inductor's on-disk cache already holds the kernels)."
+        )
         parts.append(f"### torch.compile\n\n{note}\n\n{compile_table(result['compile'])}")
     if result.get("targets"):
         parts.append(f"### Targets (CPU fp32)\n\n{target_table(result['targets'])}")

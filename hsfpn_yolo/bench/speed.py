@@ -85,8 +85,9 @@ def model_runs(names: list[str], cfg: dict[str, Any], device: str, amp: bool, st
     models = {n: build(n, device) for n in names}
     fused = {n: deployed(m) for n, m in models.items()}
     data = {n: synthetic_batch(b, cfg["imgsz"], m.model[-1].nc, device) for n, m in models.items()}
-    out = {n: {"params": sum(p.numel() for p in models[n].parameters()), **flops(fused[n], cfg["imgsz"])}
-           for n in names}
+    out = {
+        n: {"params": sum(p.numel() for p in models[n].parameters()), **flops(fused[n], cfg["imgsz"])} for n in names
+    }
     for key, images in (("infer_b1", lambda n: data[n]["img"][:1]), (f"infer_b{b}", lambda n: data[n]["img"])):
         step(f"{device}{' fp16' if amp else ''} {key}")
         warmup = 2 if key == "infer_b1" else 1  # one batch-`b` call already takes seconds on a CPU
@@ -204,8 +205,12 @@ def compile_run(scale: str, cfg: dict[str, Any], device: str) -> dict[str, Any]:
     compile_s = time.perf_counter() - t
     fns = {"eager": inference(fused, img), "compiled": inference(compiled, img)}
     times = measure(fns, device=device, budget=cfg["budget"] or BUDGET[device], iters=cfg["iters"], warmup=2)
-    breaks = {"graph_breaks_first_call": first.graph_break_count, "graph_breaks": later.graph_break_count,
-              "graph_breaks_hsfpn": ours, "break_sites": sorted(sites)}
+    breaks = {
+        "graph_breaks_first_call": first.graph_break_count,
+        "graph_breaks": later.graph_break_count,
+        "graph_breaks_hsfpn": ours,
+        "break_sites": sorted(sites),
+    }
     return {"model": f"yolov8{scale}-hsfpn", "device": device, **breaks, "compile_s": compile_s, **times}
 
 
@@ -248,8 +253,15 @@ def run(
         raise ValueError(f"imgsz must be a multiple of 32 and scale one of {list(WIDTH)}, got {imgsz}, {scale!r}")
     torch.set_num_threads(threads or os.cpu_count() or 1)  # Ultralytics may have set fewer for its own training
     names = models or default_models(scale)
-    cfg = {"scale": scale, "imgsz": imgsz, "batch": batch, "iters": iters, "budget": budget,
-           "threads": torch.get_num_threads(), "memory": memory}
+    cfg = {
+        "scale": scale,
+        "imgsz": imgsz,
+        "batch": batch,
+        "iters": iters,
+        "budget": budget,
+        "threads": torch.get_num_threads(),
+        "memory": memory,
+    }
     result = {"env": environment(), "settings": dict(cfg), "models": {}, "blocks": {}}
     tasks = targets_for(device or "auto")
     total = len(tasks) * (3 + 8 * blocks) + memory * len(names) * (("cpu", False) in tasks) + compile

@@ -1,1 +1,1 @@
-"""Datasets for hsfpn_yolo; `hsfpn_yolo.data.synth` renders the built-in synthetic tiny-object set (numpy + OpenCV only)."""
+"""Datasets: the built-in synthetic tiny-object set (`synth`) and the VisDrone / AI-TOD converters."""

@@ -141,7 +141,6 @@ def prepare_visdrone(root: str | Path, skip_bad: bool = False, progress: bool = 
         "downloaded automatically."
     )
 
-
     def convert(split: str, dst: Path) -> None:
         """Convert one raw split into DST."""
         convert_visdrone(root / VISDRONE_SPLITS[split], dst, skip_bad=skip_bad, progress=progress)
