@@ -101,6 +101,12 @@ def cmd_bench_plot(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    """Add the model selection shared by `bench speed` and `bench accuracy`."""
+    p.add_argument("--models", type=_names, default=None, metavar="A,B", help="model names (default: the four)")
+    p.add_argument("--scale", default="n", choices=list("nsmlx"), help="scale of the default models")
+
+
 def _bench_parsers(commands) -> None:
     """Add the `bench speed|accuracy|plot` subcommands."""
     bench = commands.add_parser("bench", help="benchmark speed, memory and tiny-object accuracy")
@@ -113,8 +119,7 @@ def _bench_parsers(commands) -> None:
         "and SDP blocks against straightforward reference versions, and print Markdown tables. Iteration counts "
         "follow a time budget per case unless --iters is given.",
     )
-    p.add_argument("--models", type=_names, default=None, metavar="A,B", help="model names (default: the four)")
-    p.add_argument("--scale", default="n", choices=list("nsmlx"), help="scale of the default models")
+    _add_model_args(p)
     p.add_argument("--imgsz", type=int, default=640, metavar="S", help="input size")
     p.add_argument("--batch", type=int, default=8, metavar="B", help="large batch (latency, training step, blocks)")
     p.add_argument("--iters", type=int, default=None, metavar="N", help="fixed timed iterations per case")
@@ -134,8 +139,7 @@ def _bench_parsers(commands) -> None:
         "synthetic tiny-object set, generated once into Ultralytics' datasets folder) and report AP, AP50, AP_vt, "
         "AP_t, AP_s and seconds per epoch.",
     )
-    p.add_argument("--models", type=_names, default=None, metavar="A,B", help="model names (default: the four)")
-    p.add_argument("--scale", default="n", choices=list("nsmlx"), help="scale of the default models")
+    _add_model_args(p)
     p.add_argument("--data", default=None, metavar="YAML", help="data YAML (default: synthetic set)")
     p.add_argument("--epochs", type=int, default=10, metavar="E", help="epochs per model")
     p.add_argument("--imgsz", type=int, default=320, metavar="S", help="image size")

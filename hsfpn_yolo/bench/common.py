@@ -14,12 +14,6 @@ from typing import Any
 FAMILIES = ("yolov8{}", "yolov8{}-p2", "yolov8{}-hsfpn", "yolov8{}-hsfpn-p2")  # stock first, then ours
 
 
-def cfg_dir() -> Path:
-    """Return the folder holding our model YAMLs: inside the package when installed, else the repository's cfg/."""
-    here = Path(__file__).resolve().parents[1]
-    return here / "cfg" if (here / "cfg").is_dir() else here.parent / "cfg"
-
-
 def default_models(scale: str = "n") -> list[str]:
     """Return the four benchmark model names at one scale, e.g. yolov8n ... yolov8n-hsfpn-p2."""
     return [f.format(scale) for f in FAMILIES]
@@ -33,7 +27,9 @@ def model_yaml(name: str) -> str:
     """
     if name.endswith((".yaml", ".yml")):
         return name
-    return str(cfg_dir() / f"{name}.yaml") if "hsfpn" in name else f"{name}.yaml"
+    import hsfpn_yolo
+
+    return str(hsfpn_yolo.CFG_DIR / f"{name}.yaml") if "hsfpn" in name else f"{name}.yaml"
 
 
 def baseline_of(name: str) -> str:
