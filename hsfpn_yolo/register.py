@@ -18,14 +18,16 @@ import sys
 import torch
 
 from .metrics import install as install_tiny_metrics
-from .nn import HFP, SDP, ConvReLU, DCTHighPass, Sum
+from .nn import HFP, SDP, ConvReLU, DCTHighPass, LayerScale, Sum
+from .transfer import wrap_load
 
 BLOCKS = {"HFP": HFP, "SDP": SDP, "Sum": Sum}
 INPUTS = {  # `from` entries each block takes: fewest, most (None: no limit), and how to write them
     HFP: (1, 1, "a single layer index, e.g. -1"),
-    SDP: (2, 2, "[finer level, upsampled coarser level], e.g. [-1, 14]"),
+    SDP: (2, 2, "[finer level, coarser level (same size or half)], e.g. [-1, 14]"),
     Sum: (2, None, "a list of layer indices, e.g. [-1, 14]"),
 }
+MIXED_WIDTHS = {SDP}  # blocks whose inputs may differ in channels: they get the list of input channels
 
 
 class LayerInputs(list):
@@ -58,7 +60,7 @@ def _block_args(i: int, f, n: int, name: str, args: list, channels: list[int]) -
     if n != 1:
         raise ValueError(f"{where} cannot be repeated (n={n}): set its repeats to 1.")
     c_in = [channels[j if j >= 0 else i + j] for j in inputs]
-    if len(set(c_in)) > 1:
+    if len(set(c_in)) > 1 and cls not in MIXED_WIDTHS:
         raise ValueError(
             f"{where} needs inputs with equal channels, but `from` {f} has channels {c_in}: give the layers it reads "
             "the same width (e.g. the same lateral Conv width)."
@@ -67,7 +69,8 @@ def _block_args(i: int, f, n: int, name: str, args: list, channels: list[int]) -
     positional = list(args[:-1] if kwargs else args)
     options = list(inspect.signature(cls).parameters)[1:]
     try:
-        bound = inspect.signature(cls).bind(c_in[0], *positional, **kwargs)
+        c1 = c_in if cls in MIXED_WIDTHS and len(set(c_in)) > 1 else c_in[0]
+        bound = inspect.signature(cls).bind(c1, *positional, **kwargs)
         with torch.device("meta"):
             cls(*bound.args, **bound.kwargs)  # the block's own checks, on the meta device (no memory, no init)
     except (TypeError, ValueError) as e:
@@ -138,8 +141,8 @@ def wrap_parse_model(stock):
 
 
 def register() -> None:
-    """Expose the blocks in Ultralytics' namespaces, wrap its YAML parser, allow the blocks under safe loading and
-    add the tiny-object metrics to validation.
+    """Expose the blocks in Ultralytics' namespaces, wrap its YAML parser and weight loading, allow the blocks under
+    safe loading and add the tiny-object metrics to validation.
     """
     # Registration may run while `ultralytics.nn` is still importing `tasks`, so look modules up in sys.modules.
     tasks, modules = (importlib.import_module(f"ultralytics.nn.{m}") for m in ("tasks", "modules"))
@@ -150,7 +153,8 @@ def register() -> None:
         setattr(tasks, name, cls)  # the parser resolves YAML names from these globals at call time
         setattr(modules, name, cls)
     tasks.parse_model = wrap_parse_model(tasks.parse_model)
+    tasks.BaseModel.load = wrap_load(tasks.BaseModel.load)  # stock checkpoints transfer into HS-FPN necks too
     package = sys.modules.get("ultralytics.nn")
     if package is not None and hasattr(package, "parse_model"):  # re-exported copy, once `ultralytics.nn` is loaded
         package.parse_model = tasks.parse_model
-    torch.serialization.add_safe_globals([*BLOCKS.values(), ConvReLU, DCTHighPass])
+    torch.serialization.add_safe_globals([*BLOCKS.values(), ConvReLU, DCTHighPass, LayerScale])

@@ -1,4 +1,4 @@
-"""Print layers, parameters and GFLOPs at 640 for YOLOv8 baselines and HS-FPN models, every scale.
+"""Print layers, parameters and GFLOPs at 640 for YOLOv8 baselines and every HS-FPN model, every scale.
 
 Usage: python scripts/model_table.py [--scales nsmlx] [--imgsz 640]
 
@@ -31,7 +31,7 @@ def main() -> None:
     print(f"| model | layers | parameters | GFLOPs@{args.imgsz} (Ultralytics) | GFLOPs@{args.imgsz} (full count) |")
     print("|---|---:|---:|---:|---:|")
     for scale in args.scales:
-        for name in default_models(scale):
+        for name in [*default_models(scale), f"yolov8{scale}-hsfpn-paper", f"yolov8{scale}-hsfpn-paper-p2"]:
             model = DetectionModel(model_yaml(name), verbose=False).eval()
             layers, params, _, ul = model_info(model, imgsz=args.imgsz)
             print(f"| {name} | {layers} | {params:,} | {ul:.1f} | {flops(model, args.imgsz)['gflops_full']:.1f} |")

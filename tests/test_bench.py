@@ -7,6 +7,9 @@ import pytest
 import torch
 
 from hsfpn_yolo.bench import memory, plots
+from hsfpn_yolo.bench.accuracy import summarize
+from hsfpn_yolo.bench.common import counterpart
+from hsfpn_yolo.bench.profile import family
 from hsfpn_yolo.bench.reference import HFPCore, ReferenceHFP, ReferenceSDP
 from hsfpn_yolo.cli import main
 from hsfpn_yolo.nn import HFP, SDP
@@ -37,7 +40,7 @@ def test_reference_sdp_equals_ours(shape, grid, batched):
 def test_hfp_core_is_conv_relu_norm():
     m = HFP(32)
     x = torch.randn(1, 32, 8, 8)
-    torch.testing.assert_close(HFPCore(m)(x), m.norm(torch.relu(m.out.conv(x))))
+    torch.testing.assert_close(HFPCore(m)(x), m.out[1](torch.relu(m.out[0].conv(x))))
 
 
 def test_bench_speed_end_to_end(tmp_path, capsys):
@@ -70,19 +73,80 @@ def test_memory_measures_each_phase():
     assert all(mem[k] >= 0 for k in mem if k.endswith("_mb"))
 
 
+def run_row(model: str, seed: int, **metrics) -> dict:
+    """One `bench accuracy` run row with the given metrics (AP_m, AP75, AP50 default to -1/None)."""
+    row = {"model": model, "seed": seed, "params": 1, "epoch_train_s": 10.0, "epoch_total_s": 12.0}
+    return {**row, **{k: None for k in ("AP50", "AP75", "AP_m")}, **metrics}
+
+
+def test_summary_spreads_and_verdicts():
+    runs = [run_row("yolov8n", s, AP=ap, AP_t=0.3) for s, ap in enumerate((0.20, 0.22, 0.24))]
+    runs += [run_row("yolov8n-hsfpn", s, AP=ap, AP_t=t) for s, (ap, t) in enumerate(((0.30, 0.3), (0.31, 0.3), (0.32, 0.3)))]
+    runs += [run_row("yolov8n-hsfpn-p2", 0, AP=0.5, AP_t=0.5)]  # its counterpart yolov8n-p2 was not run
+    base, ours, p2 = summarize(runs)
+    assert base["AP"]["n"] == 3 and base["AP"]["mean"] == pytest.approx(0.22) and base["AP"]["std"] == pytest.approx(0.02)
+    assert (base["AP"]["min"], base["AP"]["max"]) == (0.20, 0.24) and base["seeds"] == [0, 1, 2]
+    assert base["AP_m"]["n"] == 0 and base["AP_m"]["mean"] is None  # no objects in the bucket: no statistics
+    d = ours["delta_AP"]
+    se = (0.02**2 / 3 + 0.01**2 / 3) ** 0.5
+    assert d["diff"] == pytest.approx(0.09) and d["se"] == pytest.approx(se) and d["verdict"] == "gain"
+    assert ours["delta_AP_t"]["verdict"] == "within noise"  # equal means
+    assert ours["baseline"] == "yolov8n" and "baseline" not in p2 and "baseline" not in base
+
+
+def test_counterparts():
+    assert counterpart("yolov8n-hsfpn") == "yolov8n" and counterpart("yolov8s-hsfpn-paper-p2") == "yolov8s-p2"
+    assert counterpart("cfg/study/yolov8n-hsfpn-native-yolo-p2.yaml") == "yolov8n-p2"
+
+
+def test_bench_accuracy_seeds_and_resume(tmp_path, capsys):
+    data = tmp_path / "data.yaml"
+    from hsfpn_yolo.data.synth import generate
+
+    generate(tmp_path / "synth", train=4, val=2, imgsz=64, seed=0)
+    data = str(tmp_path / "synth" / "data.yaml")
+    out = tmp_path / "acc.json"
+    args = ["bench", "accuracy", "--models", "yolov8n", "--seeds", "3,4", "--epochs", "1", "--imgsz", "64"]
+    args += ["--batch", "2", "--jobs", "1", "--data", data, "--project", str(tmp_path / "runs"), "--json", str(out)]
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    assert [(r["model"], r["seed"]) for r in result["runs"]] == [("yolov8n", 3), ("yolov8n", 4)]
+    assert result["summary"][0]["AP"]["n"] == 2 and result["summary"][0]["seeds"] == [3, 4]
+    assert out.with_suffix(".csv").read_text().count("\n") == 3  # header + one row per seed
+    assert "Per seed:" in capsys.readouterr().out
+    assert main([*args[:5], "3,4,5", *args[6:]]) == 0  # seeds 3 and 4 are kept, only 5 is trained
+    printed = capsys.readouterr().out
+    assert "2 run(s) with these settings kept, 1 to train" in printed
+    assert [r["seed"] for r in json.loads(out.read_text())["runs"]] == [3, 4, 5]
+    merged = tmp_path / "merged.json"  # runs of another results file with the same settings are reused too
+    assert main([*args[:-1], str(merged), "--reuse", str(out)]) == 0
+    assert "2 run(s) with these settings kept, 0 to train" in capsys.readouterr().out
+    assert [r["seed"] for r in json.loads(merged.read_text())["runs"]] == [3, 4]
+
+
+def test_profile_families():
+    assert family("aten::convolution_backward") == "conv" and family("aten::native_group_norm") == "norm"
+    assert family("aten::_scaled_dot_product_flash_attention_for_cpu") == "attention"
+    assert family("aten::addmm") == "matmul" and family("aten::adaptive_max_pool2d") == "pool"
+    assert family("aten::add_") == "other"
+
+
 def test_bench_plot_writes_pngs(tmp_path, capsys):
     latency = {"yolov8n": {"infer_b1": {"median_ms": 10.0}}, "yolov8n-hsfpn": {"infer_b1": {"median_ms": 12.0}}}
     speed = {"settings": {"imgsz": 640}, "models": {"cpu": latency}}
-    rows = [
-        {"model": "yolov8n", "AP": 0.2, "AP_vt": 0.05, "AP_t": 0.2, "AP_s": 0.4, "AP_m": -1.0},
-        {"model": "yolov8n-hsfpn", "AP": 0.25, "AP_vt": 0.08, "AP_t": 0.25, "AP_s": 0.45, "AP_m": -1.0},
+    runs = [
+        run_row("yolov8n", 0, AP=0.2, AP_vt=0.05, AP_t=0.2, AP_s=0.4, AP_m=-1.0),
+        run_row("yolov8n", 1, AP=0.22, AP_vt=0.07, AP_t=0.21, AP_s=0.42, AP_m=-1.0),
+        run_row("yolov8n-hsfpn", 0, AP=0.25, AP_vt=0.08, AP_t=0.25, AP_s=0.45, AP_m=-1.0),
     ]
+    summary = summarize(runs)
     (tmp_path / "s.json").write_text(json.dumps(speed))
-    (tmp_path / "a.json").write_text(json.dumps({"settings": {"epochs": 1, "imgsz": 320}, "results": rows}))
+    accuracy = {"settings": {"epochs": 1, "imgsz": 320}, "runs": runs, "summary": summary}
+    (tmp_path / "a.json").write_text(json.dumps(accuracy))
     args = ["bench", "plot", "--speed", str(tmp_path / "s.json"), "--accuracy", str(tmp_path / "a.json")]
     assert main([*args, "--out", str(tmp_path / "docs")]) == 0
     printed = capsys.readouterr().out
-    for name in (plots.AP_PNG, plots.LATENCY_PNG):
+    for name in (plots.AP_PNG, plots.LATENCY_PNG, plots.SEEDS_PNG):
         png = tmp_path / "docs" / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and str(png) in printed
 

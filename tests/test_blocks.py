@@ -95,7 +95,7 @@ def test_hfp_dct_matches_spec_formula():
     a = F.relu(F.adaptive_max_pool2d(h, 4)).sum((2, 3), keepdim=True)
     b = F.relu(F.adaptive_avg_pool2d(h, 4)).sum((2, 3), keepdim=True)
     w = torch.sigmoid(F.relu(m.g2.conv(gate(a) + gate(b))))
-    expected = m.norm(F.relu(m.out.conv(x * h + x * w)))
+    expected = m.out[1](F.relu(m.out[0].conv(x * h + x * w)))
     torch.testing.assert_close(m(x), expected, rtol=1e-4, atol=1e-5)
 
 
@@ -107,7 +107,7 @@ def test_hfp_plain_matches_spec_formula():
     s = x * torch.sigmoid(F.relu(m.spatial.conv(x)))
     a, b = F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)
     w = torch.sigmoid(F.relu(m.g2.conv(F.relu(m.g1.conv(F.relu(a))) + F.relu(m.g1.conv(F.relu(b))))))
-    expected = m.norm(F.relu(m.out.conv(s + x * w)))
+    expected = m.out[1](F.relu(m.out[0].conv(s + x * w)))
     torch.testing.assert_close(m(x), expected, rtol=1e-4, atol=1e-5)
 
 
@@ -120,11 +120,11 @@ def test_act_false_drops_the_relus():
 def test_group_count_falls_back_to_largest_divisor():
     assert group_count(64) == 32 and group_count(320) == 32 and group_count(48) == 24 and group_count(20) == 20
     assert group_count(37) == 1
-    assert HFP(48).norm.num_groups == 24
+    assert HFP(48).out[1].num_groups == 24
 
 
 def naive_sdp(m: SDP, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    """Per-block softmax(q kᵀ / sqrt(d)) k written out with loops."""
+    """Per-block softmax(q kᵀ / sqrt(d)) k written out with loops; `high` already at `low`'s size."""
     q, k = m.q(low), m.k(high)
     n, d, h, w = q.shape
     g = m.grid
@@ -150,6 +150,65 @@ def test_sdp_equals_per_block_attention(shape, grid):
     torch.testing.assert_close(m([low, high]), naive_sdp(m, low, high), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("norm,act", [("gn", True), ("bn", "silu")])
+def test_sdp_fused_equals_explicit_attention(norm, act):
+    torch.manual_seed(0)
+    m = SDP(32, 4, act=act, norm=norm).eval()
+    low, high = torch.randn(2, 32, 16, 24), torch.randn(2, 32, 16, 24)
+    fused = m([low, high])
+    m.fused_attn = False
+    torch.testing.assert_close(m([low, high]), fused, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fused, naive_sdp(m, low, high), rtol=1e-4, atol=1e-5)
+
+
+def test_sdp_coarse_input_at_half_size_equals_upsampled_input():
+    """Keys projected before the nearest x2 upsampling equal keys of the upsampled level (GN statistics included)."""
+    torch.manual_seed(0)
+    m = SDP([32, 64], 4).eval()  # the coarser level also has more channels
+    low, high = torch.randn(2, 32, 16, 24), torch.randn(2, 64, 8, 12)
+    up = F.interpolate(high, scale_factor=2.0, mode="nearest")
+    torch.testing.assert_close(m([low, high]), m([low, up]), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(m([low, up]), naive_sdp(m, low, up), rtol=1e-4, atol=1e-5)
+    assert m([low, high]).shape == low.shape
+
+
+@pytest.mark.parametrize("block", ["hfp", "hfp_dct", "sdp"])
+def test_gated_blocks_start_as_identity_and_learn(block):
+    torch.manual_seed(0)
+    x = torch.randn(2, 32, 16, 16)
+    if block == "sdp":
+        m = SDP(32, 4, act="silu", norm="bn", gate=True)
+        run = lambda: m([x, torch.randn(2, 32, 8, 8)])  # noqa: E731
+    else:
+        m = HFP(32, dct=block == "hfp_dct", act="silu", norm="bn", gate=True)
+        run = lambda: m(x)  # noqa: E731
+    y = run()
+    torch.testing.assert_close(y, x)  # zero-initialised gate: the block is an identity at the start
+    y.square().mean().backward()
+    assert m.scale.gamma.grad.abs().sum() > 0  # ... and the gate receives a gradient, so it opens during training
+    assert not any(isinstance(t, torch.nn.GroupNorm) for t in m.modules())
+    assert any(isinstance(t, torch.nn.BatchNorm2d) for t in m.modules())
+
+
+def test_gate_starting_at_one_is_a_residual_branch():
+    torch.manual_seed(0)
+    gated, plain = HFP(32, dct=True, norm="bn", act="silu", gate=1.0).eval(), HFP(32, dct=True, norm="bn", act="silu")
+    plain.load_state_dict({k: v for k, v in gated.state_dict().items() if not k.startswith("scale.")})
+    x = torch.randn(2, 32, 16, 16)
+    torch.testing.assert_close(gated(x), x + plain.eval()(x))
+
+
+def test_block_options_are_checked():
+    with pytest.raises(ValueError, match="norm must be one of"):
+        HFP(32, norm="ln")
+    with pytest.raises(ValueError, match="act must be"):
+        SDP(32, 2, act="gelu")
+    with pytest.raises(ValueError, match="act must be"):
+        HFP(32, act=1)
+    with pytest.raises(ValueError, match="gate must be"):
+        SDP(32, 2, gate=1.5)
+
+
 def test_block_layout_round_trip():
     x = torch.randn(2, 5, 12, 8)
     blocks = to_blocks(x, 4)
@@ -162,8 +221,8 @@ def test_sdp_rejects_sizes_it_cannot_cut():
     m = SDP(32, 4)
     with pytest.raises(ValueError, match="divisible by grid=4"):
         m([torch.randn(1, 32, 10, 8), torch.randn(1, 32, 10, 8)])
-    with pytest.raises(ValueError, match="one size"):
-        m([torch.randn(1, 32, 8, 8), torch.randn(1, 32, 4, 4)])
+    with pytest.raises(ValueError, match="at half of it"):
+        m([torch.randn(1, 32, 8, 8), torch.randn(1, 32, 2, 2)])
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16])
@@ -197,3 +256,17 @@ def test_blocks_under_cuda_fp16_autocast(size):
     assert torch.isfinite(y.float()).all()
     y.float().square().mean().backward()
     assert torch.isfinite(x.grad).all() and all(torch.isfinite(p.grad).all() for p in hfp.parameters())
+
+
+def test_blocks_pickled_by_version_0_1_still_load():
+    """Checkpoints pickle whole modules: blocks saved before the norm/gate options must unpickle and compute the same."""
+    torch.manual_seed(0)
+    hfp, sdp = HFP(32, dct=True).eval(), SDP(32, 2).eval()
+    old_hfp, old_sdp = pickle.loads(pickle.dumps(hfp)), pickle.loads(pickle.dumps(sdp))
+    conv, norm = old_hfp._modules.pop("out")  # 0.1 layout: `out` conv, separate `norm`, no gate
+    old_hfp._modules.update(out=conv, norm=norm)
+    del old_hfp.__dict__["scale"], old_sdp.__dict__["scale"], old_sdp.__dict__["fused_attn"]
+    x, hi = torch.randn(1, 32, 16, 16), torch.randn(1, 32, 16, 16)
+    new_hfp, new_sdp = pickle.loads(pickle.dumps(old_hfp)), pickle.loads(pickle.dumps(old_sdp))
+    torch.testing.assert_close(new_hfp(x), hfp(x))
+    torch.testing.assert_close(new_sdp([x, hi]), sdp([x, hi]))

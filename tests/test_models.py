@@ -9,10 +9,12 @@ import yaml
 
 import hsfpn_yolo  # noqa: F401
 from hsfpn_yolo.nn import HFP, SDP, Sum
+from hsfpn_yolo.transfer import layer_map
 from tests.conftest import CFG
 from ultralytics.nn.tasks import DetectionModel
 
-YAMLS = ("yolov8{}-hsfpn.yaml", "yolov8{}-hsfpn-p2.yaml")
+YAMLS = ("yolov8{}-hsfpn.yaml", "yolov8{}-hsfpn-p2.yaml", "yolov8{}-hsfpn-paper.yaml", "yolov8{}-hsfpn-paper-p2.yaml")
+WIDTH = {"n": 0.25, "s": 0.5, "m": 0.75, "l": 1.0, "x": 1.25}
 
 
 def build(name: str) -> DetectionModel:
@@ -20,18 +22,44 @@ def build(name: str) -> DetectionModel:
     return DetectionModel(str(CFG / name), verbose=False)
 
 
+def stock_of(family: str, scale: str) -> DetectionModel:
+    """Build the stock YOLOv8 model an HS-FPN family replaces (yolov8{scale} or yolov8{scale}-p2)."""
+    return DetectionModel(f"yolov8{scale}{'-p2' if 'p2' in family else ''}.yaml", verbose=False)
+
+
 @pytest.mark.parametrize("scale", "nsmlx")
-@pytest.mark.parametrize("family", YAMLS)
-def test_every_scale_builds_with_scaled_widths(family, scale):
+@pytest.mark.parametrize("family", YAMLS[2:])
+def test_paper_necks_build_with_one_scaled_width(family, scale):
     model = build(family.format(scale))
-    width = {"n": 0.25, "s": 0.5, "m": 0.75, "l": 1.0, "x": 1.25}[scale]
     blocks = [m for m in model.model if isinstance(m, (HFP, SDP, Sum))]
     assert len(blocks) == (10 if "p2" in family else 7)  # HFP, SDP, Sum per level
     for m in model.model:
         if isinstance(m, HFP):
-            assert m.norm.num_channels == int(256 * width)
+            assert m.out[0].conv.out_channels == int(256 * WIDTH[scale])  # one width D for every level
         if isinstance(m, SDP):
             assert isinstance(m.f, list) and type(m.f) is list  # plain list in checkpoints
+    assert model.stride.tolist() == ([4.0, 8.0, 16.0, 32.0] if "p2" in family else [8.0, 16.0, 32.0])
+
+
+@pytest.mark.parametrize("scale", "nsmlx")
+@pytest.mark.parametrize("family", YAMLS[:2])
+def test_default_necks_are_the_stock_neck_with_blocks_inserted(family, scale):
+    """Every stock layer with weights has a counterpart of its type and tensor shapes (a conv after a Concat with an
+    input appended reads more channels, nothing else changes); the HS-FPN blocks are gated."""
+    model, stock = build(family.format(scale)), stock_of(family, scale)
+    mapping = layer_map(stock, model)
+    weighted = [i for i, m in enumerate(stock.model) if next(m.parameters(), None) is not None]
+    assert set(weighted) <= set(mapping) and len(mapping) >= len(stock.model) - 1
+    for i, j in mapping.items():
+        assert type(stock.model[i]) is type(model.model[j])
+        ours = model.model[j].state_dict()
+        for k, v in stock.model[i].state_dict().items():
+            t = ours[k]
+            assert t.shape == v.shape or (t.ndim == 4 and t.shape[::2] == v.shape[::2] and t.shape[1] > v.shape[1])
+    hfp, sdp = {"yolov8{}-hsfpn.yaml": (2, 1), "yolov8{}-hsfpn-p2.yaml": (4, 3)}[family]
+    blocks = [m for m in model.model if isinstance(m, (HFP, SDP))]
+    assert sum(isinstance(m, HFP) for m in blocks) == hfp and sum(isinstance(m, SDP) for m in blocks) == sdp
+    assert all(m.scale is not None and not m.scale.gamma.any() for m in blocks)  # gated, closed at the start
     assert model.stride.tolist() == ([4.0, 8.0, 16.0, 32.0] if "p2" in family else [8.0, 16.0, 32.0])
 
 
@@ -52,8 +80,9 @@ def test_larger_scales_forward(scale):
         assert model(torch.zeros(2, 3, 384, 320))[0].shape[-1] == 96 * 80 + 48 * 40 + 24 * 20 + 12 * 10
 
 
-def test_train_mode_backward_reaches_every_block():
-    model = build("yolov8n-hsfpn.yaml").train()
+@pytest.mark.parametrize("name", ["yolov8n-hsfpn.yaml", "yolov8n-hsfpn-paper.yaml"])
+def test_train_mode_backward_reaches_every_block(name):
+    model = build(name).train()
     out = model(torch.randn(2, 3, 256, 192))
     sum(o.float().square().mean() for o in out.values() if isinstance(o, torch.Tensor)).backward()
     for m in model.model:
@@ -83,9 +112,9 @@ def test_registration_is_idempotent_and_visible_in_ultralytics_namespaces():
     assert tasks.HFP is modules.HFP is HFP and tasks.SDP is SDP and tasks.Sum is Sum
 
 
-def yaml_with(tmp_path, replace: dict, name="yolov8n-hsfpn.yaml"):
-    """Write a copy of yolov8-hsfpn.yaml whose head rows (by layer index) are replaced."""
-    d = yaml.safe_load((CFG / "yolov8-hsfpn.yaml").read_text())
+def yaml_with(tmp_path, replace: dict, name="yolov8n-hsfpn-paper.yaml"):
+    """Write a copy of yolov8-hsfpn-paper.yaml whose head rows (by layer index) are replaced."""
+    d = yaml.safe_load((CFG / "yolov8-hsfpn-paper.yaml").read_text())
     nb = len(d["backbone"])
     for i, row in replace.items():
         d["head"][i - nb] = row
@@ -103,19 +132,21 @@ def yaml_with(tmp_path, replace: dict, name="yolov8n-hsfpn.yaml"):
         ),
         ({11: [[10, 9], 1, "HFP", []]}, r"layer 11 \(HFP\) takes exactly 1 input\(s\).*single layer index"),
         (
-            {15: [[13, 9], 1, "SDP", [2]]},
-            r"layer 15 \(SDP\) needs inputs with equal channels, but `from` \[13, 9\] has channels \[64, 256\]",
+            {20: [[15, 9], 1, "Sum", []]},
+            r"layer 20 \(Sum\) needs inputs with equal channels, but `from` \[15, 9\] has channels \[64, 256\]",
         ),
         (
             {17: [-1, 1, "HFP", [True, 8, 1.5]]},
             r"layer 17 \(HFP\): ratio must be .* in \(0, 1\), got 1.5.*"
-            r"options, in order, are \['dct', 'patch', 'ratio', 'act'\]",
+            r"options, in order, are \['dct', 'patch', 'ratio', 'act', 'norm', 'gate'\]",
         ),
+        ({17: [-1, 1, "HFP", [{"dct": True, "norm": "ln"}]]}, r"layer 17 \(HFP\): norm must be one of \('gn', 'bn'\)"),
+        ({19: [[17, 18], 1, "SDP", [{"grid": 4, "act": "gelu"}]]}, r"layer 19 \(SDP\): act must be True, False"),
         (
             {17: [-1, 1, "HFP", [{"dct": True, "window": 8}]]},
             r"layer 17 \(HFP\): got an unexpected keyword argument 'window'",
         ),
-        ({19: [[17, 18], 1, "SDP", [4, True, 3]]}, r"layer 19 \(SDP\): too many positional arguments"),
+        ({19: [[17, 18], 1, "SDP", [4, True, "gn", False, 3]]}, r"layer 19 \(SDP\): too many positional arguments"),
         ({13: [-1, 2, "HFP", []]}, r"layer 13 \(HFP\) cannot be repeated \(n=2\)"),
         ({20: [15, 1, "Sum", []]}, r"layer 20 \(Sum\) takes 2 or more input\(s\)"),
         ({15: [[13, 30], 1, "SDP", [2]]}, r"layer 15 \(SDP\): `from` \[13, 30\] must name earlier layers"),

@@ -1,27 +1,40 @@
-"""Train every model the same way on one dataset and compare tiny-object AP and wall time per epoch.
+"""Train every model the same way with several training seeds and compare tiny-object AP and time per epoch.
+
+One run trains one (model, seed) pair; every run of a benchmark shares the data, epochs, image size, batch and
+optimizer. Per model the report gives mean, standard deviation and min-max over the seeds, and against the model's
+stock counterpart (yolov8n for P3-P5 models, yolov8n-p2 for P2 models) the difference of the means with its standard
+error: a difference counts only where it exceeds twice that error.
 
 Defaults train on the built-in synthetic tiny-object set (generated once into Ultralytics' datasets folder), sized to
-take about an hour for the four YOLOv8n-scale models on 2 CPU cores; `--data` points at a real dataset instead.
+take about an hour for the four YOLOv8n-scale models with three seeds on 2 CPU cores (two runs at a time, since
+Ultralytics trains with one thread on such a machine); `--quick` is a shorter screening run, `--data` a real dataset.
 
 Examples:
-    hsfpn-yolo bench accuracy                                    # synthetic set, four models, CPU
-    hsfpn-yolo bench accuracy --data cfg/datasets/AI-TOD.yaml --epochs 100 --imgsz 800 --device 0
+    hsfpn-yolo bench accuracy --seeds 0,1,2                      # synthetic set, four models, CPU
+    hsfpn-yolo bench accuracy --quick --models yolov8n,yolov8n-hsfpn
+    hsfpn-yolo bench accuracy --data cfg/datasets/AI-TOD.yaml --epochs 100 --imgsz 800 --device 0 --jobs 1
 """
 
 from __future__ import annotations
 
 import csv
+import math
+import multiprocessing
 import statistics
+import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from .common import default_models, environment, header, md_table, model_yaml, save_json
+from .common import counterpart, default_models, environment, header, md_table, model_yaml, save_json
 
-SYNTH = {"train": 256, "val": 64, "imgsz": 320, "seed": 0}  # default synthetic set, ~1 h of training on 2 CPU cores
-TRAIN = {"epochs": 10, "batch": 16, "optimizer": "AdamW", "lr0": 0.002, "seed": 0}  # identical for every model
+SYNTH = {"train": 200, "val": 50, "imgsz": 256, "seed": 0}  # default synthetic set
+TRAIN = {"epochs": 10, "batch": 8, "optimizer": "AdamW", "lr0": 0.002}  # identical for every model and seed
+QUICK = {"train": 100, "val": 40, "imgsz": 256, "epochs": 6}  # screening run: about a third of the default
 METRICS = ("AP", "AP50", "AP75", "AP_vt", "AP_t", "AP_s", "AP_m")
-COLUMNS = ["model", "params", "AP", "AP50", "AP_vt", "AP_t", "AP_s", "s/epoch (train)", "s/epoch (+val)"]
+SHOWN = ("AP", "AP50", "AP_vt", "AP_t", "AP_s")  # metrics in the Markdown tables
+TIMES = ("epoch_train_s", "epoch_total_s")
 
 
 def synth_data(train: int, val: int, imgsz: int, seed: int, root: str | Path | None = None) -> str:
@@ -42,13 +55,18 @@ def synth_data(train: int, val: int, imgsz: int, seed: int, root: str | Path | N
     return str(Path(summary["path"]) / "data.yaml")
 
 
+def model_name(model: str) -> str:
+    """Return the display name of a model given by name or YAML path (the file stem)."""
+    return Path(model).stem if model.endswith((".yaml", ".yml")) else model
+
+
 class EpochClock:
     """Ultralytics callbacks that record the wall time of each training epoch, with and without its validation."""
 
     def __init__(self):
         self.train: list[float] = []
         self.total: list[float] = []
-        self._t0 = self._t1 = 0.0
+        self._t0 = 0.0
         self.threads = 0
 
     def start(self, trainer) -> None:
@@ -60,8 +78,7 @@ class EpochClock:
 
     def trained(self, trainer) -> None:
         """Epoch's training batches are done."""
-        self._t1 = time.perf_counter()
-        self.train.append(self._t1 - self._t0)
+        self.train.append(time.perf_counter() - self._t0)
 
     def validated(self, trainer) -> None:
         """Epoch's validation is done."""
@@ -74,31 +91,36 @@ class EpochClock:
         model.add_callback("on_fit_epoch_end", self.validated)
 
 
-def train_one(name: str, data: str, imgsz: int, device: str, project: Path, train: dict[str, Any]) -> dict[str, Any]:
-    """Train one model with the shared settings and return its final tiny-object AP and timings.
+def train_one(
+    model: str, seed: int, data: str, imgsz: int, device: str, project: Path, train: dict[str, Any]
+) -> dict[str, Any]:
+    """Train one model with one seed and the shared settings; return its final tiny-object AP and timings.
 
     Args:
-        name (str): Model name (see `model_yaml`).
+        model (str): Model name (see `model_yaml`) or YAML path.
+        seed (int): Training seed (weight init, augmentation and data order).
         data (str): Data YAML.
         imgsz (int): Training and validation image size.
         device (str): 'cpu', '0', ...
         project (Path): Folder for the Ultralytics runs.
-        train (dict): Shared training settings (epochs, batch, optimizer, lr0, seed, workers).
+        train (dict): Shared training settings (epochs, batch, optimizer, lr0, workers).
     """
     from hsfpn_yolo.metrics import enable_tiny_metrics
     from ultralytics import YOLO
 
-    model = enable_tiny_metrics(YOLO(model_yaml(name)))  # HS-FPN models report it anyway; stock ones opt in
+    name = model_name(model)
+    yolo = enable_tiny_metrics(YOLO(model_yaml(model)))  # HS-FPN models report it anyway; stock ones opt in
     clock = EpochClock()
-    clock.attach(model)
+    clock.attach(yolo)
     t = time.perf_counter()
-    metrics = model.train(
+    metrics = yolo.train(
         data=data,
         imgsz=imgsz,
         device=device,
         project=str(project),
-        name=name,
+        name=f"{name}-s{seed}",
         exist_ok=True,
+        seed=seed,
         deterministic=True,
         pretrained=False,
         amp=False,
@@ -110,7 +132,8 @@ def train_one(name: str, data: str, imgsz: int, device: str, project: Path, trai
     tiny = getattr(metrics, "tiny", None) or {}
     return {
         "model": name,
-        "params": sum(p.numel() for p in model.model.parameters()),
+        "seed": seed,
+        "params": sum(p.numel() for p in yolo.model.parameters()),
         **{k: tiny.get(k) for k in METRICS},
         "mAP50-95 (Ultralytics)": float(metrics.box.map) if metrics is not None else None,
         "epochs": len(clock.train),
@@ -118,94 +141,255 @@ def train_one(name: str, data: str, imgsz: int, device: str, project: Path, trai
         "epoch_total_s": statistics.median(clock.total) if clock.total else None,
         "wall_s": wall,
         "train_threads": clock.threads,
-        "save_dir": str(model.trainer.save_dir),
+        "save_dir": str(yolo.trainer.save_dir),
     }
 
 
-def _fmt(v: Any, digits: int = 3) -> str | None:
-    """Format an AP (n/a when the bucket had no objects) or a time."""
-    if v is None:
-        return None
-    return "n/a" if isinstance(v, float) and v < 0 else f"{v:.{digits}f}"
+def spread(values: list[float]) -> dict[str, float | int | None]:
+    """Return n, mean, sample standard deviation (0 for one value), min and max of `values` (None when empty)."""
+    if not values:
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None}
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"n": len(values), "mean": statistics.fmean(values), "std": sd, "min": min(values), "max": max(values)}
 
 
-def table(results: list[dict[str, Any]]) -> str:
-    """Return the accuracy table in Markdown."""
+def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Aggregate the per-seed runs per model and compare each model with its stock counterpart.
+
+    The difference of two means has standard error sqrt(s1²/n1 + s2²/n2); `verdict` says 'gain' or 'loss' where the
+    difference exceeds twice that error, else 'within noise' (also when either side has fewer than two seeds).
+
+    Args:
+        runs (list[dict]): Rows of `train_one`.
+    """
+    models = list(dict.fromkeys(r["model"] for r in runs))
+    stats = {}
+    for m in models:
+        rows = [r for r in runs if r["model"] == m]
+        # A bucket without objects reports -1 (COCO's convention); leave it out of the statistics
+        keys = {k: spread([r[k] for r in rows if r.get(k) is not None and r[k] >= 0]) for k in METRICS + TIMES}
+        stats[m] = {"model": m, "seeds": sorted(r["seed"] for r in rows), "params": rows[0]["params"], **keys}
+    for m, s in stats.items():
+        base = stats.get(counterpart(m))
+        if base is None or base is s:
+            continue
+        s["baseline"] = base["model"]
+        for k in METRICS:
+            a, b = s[k], base[k]
+            if a["mean"] is None or b["mean"] is None:
+                continue
+            diff = a["mean"] - b["mean"]
+            se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
+            enough = a["n"] > 1 and b["n"] > 1
+            verdict = "gain" if enough and diff > 2 * se else "loss" if enough and diff < -2 * se else "within noise"
+            s[f"delta_{k}"] = {"diff": diff, "se": se, "verdict": verdict}
+        for k in TIMES:
+            if s[k]["mean"] and base[k]["mean"]:
+                s[f"ratio_{k}"] = s[k]["mean"] / base[k]["mean"]
+    return list(stats.values())
+
+
+def _mean_sd(s: dict[str, Any], digits: int = 3) -> str | None:
+    """Format 'mean ± sd (min–max)'."""
+    if s["mean"] is None:
+        return "n/a"
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
+
+
+def table(summary: list[dict[str, Any]]) -> str:
+    """Return the per-model table: mean ± standard deviation (min–max) over the seeds."""
     rows = [
         {
-            "model": r["model"],
-            "params": f"{r['params'] / 1e6:.2f} M",
-            **{k: _fmt(r.get(k)) for k in ("AP", "AP50", "AP_vt", "AP_t", "AP_s")},
-            "s/epoch (train)": _fmt(r.get("epoch_train_s"), 1),
-            "s/epoch (+val)": _fmt(r.get("epoch_total_s"), 1),
+            "model": s["model"],
+            "seeds": len(s["seeds"]),
+            "params": f"{s['params'] / 1e6:.2f} M",
+            **{k: _mean_sd(s[k]) for k in SHOWN},
+            "s/epoch (train)": None if s["epoch_train_s"]["mean"] is None else f"{s['epoch_train_s']['mean']:.1f}",
         }
-        for r in results
+        for s in summary
     ]
-    return md_table(rows, COLUMNS)
+    return md_table(rows, ["model", "seeds", "params", *SHOWN, "s/epoch (train)"])
 
 
-def save_csv(path: Path, results: list[dict[str, Any]]) -> None:
-    """Write one CSV row per model."""
+def delta_table(summary: list[dict[str, Any]]) -> str:
+    """Return each HS-FPN model against its counterpart: difference of means ± its standard error, and the verdict."""
+    rows = []
+    for s in summary:
+        if "baseline" not in s:
+            continue
+        row = {"model": s["model"], "vs": s["baseline"]}
+        for k in SHOWN:
+            d = s.get(f"delta_{k}")
+            row[f"Δ{k}"] = None if d is None else f"{d['diff']:+.3f} ± {d['se']:.3f} {_VERDICT[d['verdict']]}"
+        ratio = s.get("ratio_epoch_train_s")
+        row["epoch time ×"] = None if ratio is None else f"{ratio:.2f}"
+        rows.append(row)
+    if not rows:
+        return ""
+    return md_table(rows, ["model", "vs", *(f"Δ{k}" for k in SHOWN), "epoch time ×"])
+
+
+_VERDICT = {"gain": "(gain)", "loss": "(loss)", "within noise": "(noise)"}
+
+
+def runs_table(runs: list[dict[str, Any]]) -> str:
+    """Return one row per (model, seed)."""
+    fmt = [
+        {
+            "model": r["model"],
+            "seed": r["seed"],
+            **{k: "n/a" if r.get(k) is None or r[k] < 0 else f"{r[k]:.3f}" for k in SHOWN},
+            "s/epoch": None if r.get("epoch_train_s") is None else f"{r['epoch_train_s']:.1f}",
+        }
+        for r in runs
+    ]
+    return md_table(fmt, ["model", "seed", *SHOWN, "s/epoch"])
+
+
+def save_csv(path: Path, runs: list[dict[str, Any]]) -> None:
+    """Write one CSV row per (model, seed) run."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    fields = list(dict.fromkeys(k for r in runs for k in r))
     with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(results[0]))
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(results)
+        writer.writerows(runs)
+
+
+def _load_done(paths: list[str | Path], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the runs of earlier benchmarks with the very same settings (resumed, not retrained), one per pair.
+
+    Args:
+        paths (list[str | Path]): Results JSONs; missing files and files with other settings are skipped.
+        settings (dict): Settings the runs must have been trained with.
+    """
+    import json
+
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    for path in paths:
+        try:
+            old = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if old.get("settings") == settings:
+            for r in old.get("runs", []):
+                runs.setdefault((r["model"], r["seed"]), r)
+    return list(runs.values())
 
 
 def run(
     models: list[str] | None = None,
+    seeds: list[int] | tuple[int, ...] = (0, 1, 2),
     data: str | None = None,
-    epochs: int = TRAIN["epochs"],
-    imgsz: int = SYNTH["imgsz"],
+    epochs: int | None = None,
+    imgsz: int | None = None,
     batch: int = TRAIN["batch"],
     device: str = "cpu",
-    train_images: int = SYNTH["train"],
-    val_images: int = SYNTH["val"],
+    train_images: int | None = None,
+    val_images: int | None = None,
+    quick: bool = False,
+    jobs: int = 2,
     workers: int = 2,
     scale: str = "n",
     project: str | Path = "runs/bench/accuracy",
     json_path: str | Path | None = "runs/bench/accuracy.json",
+    resume: bool = True,
+    reuse: tuple[str | Path, ...] = (),
 ) -> dict[str, Any]:
-    """Train each model with the same seed, epochs, image size and optimizer; print and save the comparison.
+    """Train each model with each seed under the same settings; print and save per-seed rows and per-model spreads.
 
     Args:
-        models (list[str], optional): Model names; default the four models at `scale`.
+        models (list[str], optional): Model names or YAML paths; default the four models at `scale`.
+        seeds (Sequence[int]): Training seeds; each model is trained once per seed.
         data (str, optional): Data YAML; default the synthetic set (generated at `imgsz`).
-        epochs (int): Epochs per model.
-        imgsz (int): Image size for training and validation.
+        epochs (int, optional): Epochs per run (default 10, 6 with `quick`).
+        imgsz (int, optional): Image size for training and validation (default 256).
         batch (int): Batch size.
         device (str): 'cpu', '0', ...
-        train_images (int): Synthetic training images (ignored with `data`).
-        val_images (int): Synthetic validation images (ignored with `data`).
-        workers (int): Dataloader workers.
+        train_images (int, optional): Synthetic training images (ignored with `data`; default 200, 100 with `quick`).
+        val_images (int, optional): Synthetic validation images (ignored with `data`; default 50, 40 with `quick`).
+        quick (bool): Screening run: fewer images and epochs.
+        jobs (int): Runs trained at the same time, each in its own process.
+        workers (int): Dataloader workers (Ultralytics uses none on the CPU).
         scale (str): Scale of the default models.
         project (str | Path): Folder for the Ultralytics runs.
-        json_path (str | Path, optional): Results JSON; a CSV with the same stem is written next to it.
+        json_path (str | Path, optional): Results JSON; a CSV of the per-seed runs is written next to it.
+        resume (bool): Keep the runs already in `json_path` when its settings are identical, train only the rest.
+        reuse (tuple[str | Path]): More results JSONs whose runs with identical settings are kept, with or without
+            `resume` (e.g. of a benchmark run alongside in another process).
 
     Returns:
-        (dict): {'env', 'settings', 'results'}.
+        (dict): {'env', 'settings', 'runs', 'summary'}.
     """
+    preset = {**SYNTH, **TRAIN, **(QUICK if quick else {})}
+    epochs, imgsz = epochs or preset["epochs"], imgsz or preset["imgsz"]
+    train_images, val_images = train_images or preset["train"], val_images or preset["val"]
     models = models or default_models(scale)
-    env = environment()
+    seeds = list(dict.fromkeys(int(s) for s in seeds))
+    if not seeds:
+        raise ValueError("give at least one training seed, e.g. --seeds 0,1,2")
     data = data or synth_data(train_images, val_images, imgsz, SYNTH["seed"])
-    settings = {**TRAIN, "epochs": epochs, "batch": batch, "workers": workers, "imgsz": imgsz, "data": data}
-    shared = {k: settings[k] for k in ("epochs", "batch", "optimizer", "lr0", "seed", "workers")}
-    results = []
-    for name in models:
-        results.append(train_one(name, data, imgsz, device, Path(project).resolve(), shared))
-        out = {"env": env, "settings": settings, "results": results}
-        if json_path:  # after every model, so a long run that stops early keeps what it finished
+    shared = {"epochs": epochs, "batch": batch, "optimizer": TRAIN["optimizer"], "lr0": TRAIN["lr0"], "workers": workers}
+    settings = {**shared, "imgsz": imgsz, "data": data, "device": device}
+    env = environment()
+    wanted = {(model_name(m), s) for m in models for s in seeds}
+    # Everything already in `json_path` stays (the file accumulates); from other files only the pairs asked for
+    done = _load_done([json_path] if resume and json_path else [], settings)
+    done += [r for r in _load_done(list(reuse), settings) if (r["model"], r["seed"]) in wanted]
+    done = list({(r["model"], r["seed"]): r for r in reversed(done)}.values())[::-1]  # first copy of each pair
+    finished = {(r["model"], r["seed"]) for r in done}
+    # Seed-major order: a benchmark stopped early still has every model at the seeds it reached
+    todo = [(m, s) for s in seeds for m in models if (model_name(m), s) not in finished]
+    if done:
+        print(f"bench accuracy: {len(done)} run(s) with these settings kept, {len(todo)} to train")
+    runs = list(done)
+    project = Path(project).resolve()
+
+    def record(row: dict[str, Any]) -> None:
+        runs.append(row)
+        print(f"bench accuracy: {row['model']} seed {row['seed']}: AP {row['AP']}, {row['wall_s']:.0f} s", flush=True)
+        if json_path:  # after every run, so a benchmark that stops early keeps what it finished
+            out = {"env": env, "settings": settings, "jobs": jobs, "runs": runs, "summary": summarize(runs)}
             save_json(json_path, out)
-            save_csv(Path(json_path).with_suffix(".csv"), results)
+            save_csv(Path(json_path).with_suffix(".csv"), runs)
+
+    if jobs <= 1:
+        for m, s in todo:
+            record(train_one(m, s, data, imgsz, device, project, shared))
+    else:
+        # Spawned workers, one run each: a fresh process per run, so no state leaks between runs
+        ctx = multiprocessing.get_context("spawn")
+        fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
+        with ProcessPoolExecutor(jobs, mp_context=ctx, **fresh) as pool:
+            pending = {pool.submit(train_one, m, s, data, imgsz, device, project, shared) for m, s in todo}
+            while pending:
+                finished_now, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished_now:
+                    record(f.result())
+    order = {(model_name(m), s): i for i, (s, m) in enumerate((s, m) for s in seeds for m in models)}
+    runs.sort(key=lambda r: order.get((r["model"], r["seed"]), len(order)))
+    out = {"env": env, "settings": settings, "jobs": jobs, "runs": runs, "summary": summarize(runs)}
+    if json_path:
+        save_json(json_path, out)
+        save_csv(Path(json_path).with_suffix(".csv"), runs)
     print(markdown(out))
     return out
 
 
 def markdown(out: dict[str, Any]) -> str:
-    """Return the accuracy report in Markdown."""
-    threads = sorted({r.get("train_threads") for r in out["results"]} - {None})
+    """Return the accuracy report in Markdown: settings, per-model spreads, differences to the baselines, runs."""
+    threads = sorted({r.get("train_threads") for r in out["runs"]} - {None})
     lines = [header(out["env"]), f"- Settings: {out['settings']}"]
     if threads:
-        lines.append(f"- torch threads while training (Ultralytics sets them): {', '.join(map(str, threads))}")
-    return "\n## Accuracy\n\n" + "\n".join(lines) + f"\n\n{table(out['results'])}\n"
+        lines.append(f"- torch threads per run (Ultralytics sets them): {', '.join(map(str, threads))}")
+    if out.get("jobs"):
+        lines.append(f"- Runs trained at the same time: {out['jobs']}")
+    text = "\n## Accuracy\n\n" + "\n".join(lines) + "\n\nMean ± standard deviation (min–max) over the seeds:\n\n"
+    text += table(out["summary"]) + "\n"
+    deltas = delta_table(out["summary"])
+    if deltas:
+        text += (
+            "\nAgainst the stock counterpart: difference of the means ± its standard error; (gain)/(loss) where it "
+            "exceeds twice the error, (noise) otherwise:\n\n" + deltas + "\n"
+        )
+    return text + "\nPer seed:\n\n" + runs_table(out["runs"]) + "\n"

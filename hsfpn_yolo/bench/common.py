@@ -38,6 +38,17 @@ def baseline_of(name: str) -> str:
     return stem[: len("yolov8") + 1] if stem.startswith("yolov8") else stem
 
 
+def counterpart(name: str) -> str:
+    """Return the stock model an HS-FPN model is measured against: yolov8{s}-p2 for P2 models, else yolov8{s}.
+
+    Args:
+        name (str): Model name or YAML path, e.g. 'yolov8n-hsfpn', 'cfg/study/yolov8n-hsfpn-native-ref-p2.yaml'.
+    """
+    stem = Path(name).stem
+    base = baseline_of(stem)
+    return f"{base}-p2" if "-p2" in stem else base
+
+
 def command_line() -> str:
     """Return the command that started this process, as it could be typed again."""
     argv = list(sys.argv)

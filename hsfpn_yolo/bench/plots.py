@@ -13,7 +13,7 @@ BUCKETS = {
     "AP_s": "small\n16-32 px",
     "AP_m": "medium\n32-64 px",
 }
-AP_PNG, LATENCY_PNG = "bench_ap_by_size.png", "bench_latency_vs_ap.png"
+AP_PNG, LATENCY_PNG, SEEDS_PNG = "bench_ap_by_size.png", "bench_latency_vs_ap.png", "bench_ap_per_seed.png"
 
 
 def _load(path: str | Path | None) -> dict[str, Any] | None:
@@ -31,27 +31,64 @@ def _pyplot():
     return plt
 
 
+def _mean(s: dict[str, Any], key: str) -> float | None:
+    """Return the seed mean of metric `key` of one model summary (None when the bucket had no objects)."""
+    v = s.get(key) or {}
+    return v.get("mean")
+
+
 def ap_by_size(accuracy: dict[str, Any], path: Path) -> Path:
-    """Draw grouped bars of AP per size bucket (buckets without objects are left out), one bar per model.
+    """Draw grouped bars of mean AP per size bucket with one standard deviation as error bars, one bar per model.
+
+    Buckets without objects are left out.
 
     Args:
         accuracy (dict): Output of `bench accuracy --json`.
         path (Path): PNG to write.
     """
     plt = _pyplot()
-    results = accuracy["results"]
-    keys = [k for k in BUCKETS if any((r.get(k) is not None and r[k] >= 0) for r in results)]
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
-    width = 0.8 / max(len(results), 1)
-    for i, r in enumerate(results):
-        xs = [j + (i - (len(results) - 1) / 2) * width for j in range(len(keys))]
-        ax.bar(xs, [max(r.get(k) or 0.0, 0.0) for k in keys], width, label=r["model"])
+    summary = accuracy["summary"]
+    keys = [k for k in BUCKETS if any(_mean(s, k) is not None for s in summary)]
+    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=120)
+    width = 0.8 / max(len(summary), 1)
+    for i, s in enumerate(summary):
+        xs = [j + (i - (len(summary) - 1) / 2) * width for j in range(len(keys))]
+        means = [_mean(s, k) or 0.0 for k in keys]
+        errs = [(s.get(k) or {}).get("std") or 0.0 for k in keys]
+        ax.bar(xs, means, width, yerr=errs, capsize=2, label=f"{s['model']} ({len(s['seeds'])} seeds)")
     ax.set_xticks(range(len(keys)), [BUCKETS[k] for k in keys])
-    ax.set_ylabel("AP (IoU 0.50:0.95)")
-    s = accuracy.get("settings", {})
-    ax.set_title(f"AP by object size ({s.get('epochs', '?')} epochs, imgsz {s.get('imgsz', '?')})")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("AP (IoU 0.50:0.95), mean ± sd over seeds")
+    st = accuracy.get("settings", {})
+    ax.set_title(f"AP by object size ({st.get('epochs', '?')} epochs, imgsz {st.get('imgsz', '?')})")
+    ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def ap_per_seed(accuracy: dict[str, Any], path: Path, keys: tuple[str, ...] = ("AP", "AP_vt", "AP_t", "AP_s")) -> Path:
+    """Draw every run as a dot (one column per model, one panel per metric) with the seed mean as a bar.
+
+    Args:
+        accuracy (dict): Output of `bench accuracy --json` (its per-seed `runs`).
+        path (Path): PNG to write.
+        keys (tuple[str]): Metrics, one panel each.
+    """
+    plt = _pyplot()
+    models = [s["model"] for s in accuracy["summary"]]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 4.2), dpi=120, sharex=True)
+    for ax, key in zip(axes, keys):
+        for x, m in enumerate(models):
+            ys = [r[key] for r in accuracy["runs"] if r["model"] == m and r.get(key) is not None and r[key] >= 0]
+            ax.scatter([x] * len(ys), ys, s=14, alpha=0.8)
+            if ys:
+                ax.hlines(sum(ys) / len(ys), x - 0.3, x + 0.3, colors="k", linewidth=1.5)
+        ax.set_title(BUCKETS[key].replace("\n", " "))
+        ax.set_xticks(range(len(models)), models, rotation=60, ha="right", fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("AP (IoU 0.50:0.95); dot = one seed, bar = mean")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -70,9 +107,9 @@ def latency_vs_ap(speed: dict[str, Any], accuracy: dict[str, Any], path: Path, k
     plt = _pyplot()
     device, models = next(iter(speed["models"].items()))
     points = [
-        (models[r["model"]][key]["median_ms"], r["AP"], r["model"])
-        for r in accuracy["results"]
-        if r["model"] in models and r.get("AP") is not None
+        (models[s["model"]][key]["median_ms"], _mean(s, "AP"), s["model"])
+        for s in accuracy["summary"]
+        if s["model"] in models and _mean(s, "AP") is not None
     ]
     if not points:
         raise ValueError("the speed and accuracy JSON files share no model names")
@@ -103,7 +140,7 @@ def plot(speed: str | Path | None, accuracy: str | Path | None, out: str | Path 
         raise ValueError("both plots need the accuracy JSON: pass --accuracy (and --speed for latency against AP)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [ap_by_size(accuracy, out / AP_PNG)]
+    paths = [ap_by_size(accuracy, out / AP_PNG), ap_per_seed(accuracy, out / SEEDS_PNG)]
     if speed is not None:
         paths.append(latency_vs_ap(speed, accuracy, out / LATENCY_PNG))
     return paths

@@ -13,6 +13,7 @@ GOALS = {
     "sdp_fwd": ("{block} forward: {ref} / ours", 2.0, True),
     "sdp_fwd_bwd": ("{block} fwd+bwd: {ref} / ours", 1.5, True),
     "train": ("{model} train step b{b}: / {base}", 1.35, False),
+    "train_p2": ("{model} train step b{b}: / {base}", 1.25, False),
     "infer": ("{model} {key}: / {base}", 1.25, False),
 }
 
@@ -105,6 +106,10 @@ def targets(result: dict[str, Any], base_of: Callable[[str], str], scale: str) -
         out.append(_check("train", ratio(m[f"train_b{b}"], v8[f"train_b{b}"]), model=model, b=b, base=base))
         for key in ("infer_b1", f"infer_b{b}"):
             out.append(_check("infer", ratio(m[key], v8[key]), model=model, key=key, base=base))
+    model, base = f"yolov8{scale}-hsfpn-p2", f"yolov8{scale}-p2"  # the P2 model against the stock P2 model
+    if model in models and base in models:
+        value = ratio(models[model][f"train_b{b}"], models[base][f"train_b{b}"])
+        out.append(_check("train_p2", value, model=model, b=b, base=base))
     return out
 
 

@@ -1,9 +1,9 @@
 """HS-FPN building blocks as YOLO-style modules."""
 
-from .conv import ConvReLU, group_count
+from .conv import ConvReLU, LayerScale, group_count
 from .hfp import HFP
 from .highpass import DCTHighPass, dct_basis
 from .merge import Sum
 from .sdp import SDP
 
-__all__ = ("HFP", "SDP", "Sum", "ConvReLU", "DCTHighPass", "dct_basis", "group_count")
+__all__ = ("HFP", "SDP", "Sum", "ConvReLU", "LayerScale", "DCTHighPass", "dct_basis", "group_count")

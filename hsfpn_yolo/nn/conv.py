@@ -1,8 +1,12 @@
-"""Plain convolution with an optional ReLU, and the GroupNorm group count used by the HS-FPN blocks."""
+"""Convolution + activation + norm units of the HS-FPN blocks, in the reference's order or in YOLO's order."""
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
+
+NORMS = ("gn", "bn")
+ACTS = {True: nn.ReLU, "relu": nn.ReLU, "silu": nn.SiLU, False: nn.Identity}
 
 
 def group_count(channels: int, max_groups: int = 32) -> int:
@@ -15,8 +19,30 @@ def group_count(channels: int, max_groups: int = 32) -> int:
     return next(g for g in range(min(max_groups, channels), 0, -1) if channels % g == 0)
 
 
+def check_norm(norm: str) -> str:
+    """Return `norm` after checking it names a supported normalisation ('gn' or 'bn').
+
+    Args:
+        norm (str): 'gn' (GroupNorm, the reference) or 'bn' (BatchNorm, as in every YOLO Conv).
+    """
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    return norm
+
+
+def activation(act: bool | str) -> nn.Module:
+    """Return the activation module for a block's `act` option.
+
+    Args:
+        act (bool | str): True or 'relu' (the reference), 'silu' (YOLO's), False for none.
+    """
+    if not isinstance(act, (bool, str)) or act not in ACTS:  # the type check keeps 1 and 0 (== True/False) out
+        raise ValueError(f"act must be True, False, 'relu' or 'silu', got {act!r}")
+    return ACTS[act](inplace=True)  # nn.Identity ignores the argument
+
+
 class ConvReLU(nn.Module):
-    """Convolution followed by an optional ReLU, the reference code's `ConvModule` without a norm layer.
+    """Convolution followed by an optional activation, the reference code's `ConvModule` without a norm layer.
 
     Args:
         c1 (int): Input channels.
@@ -24,14 +50,63 @@ class ConvReLU(nn.Module):
         k (int): Kernel size (padding keeps the spatial size).
         groups (int): Convolution groups.
         bias (bool): Whether the convolution has a bias.
-        act (bool): Whether a ReLU follows the convolution.
+        act (bool | str): True/'relu' (default), 'silu', or False for none.
     """
 
-    def __init__(self, c1: int, c2: int, k: int = 1, groups: int = 1, bias: bool = False, act: bool = True):
+    def __init__(self, c1: int, c2: int, k: int = 1, groups: int = 1, bias: bool = False, act: bool | str = True):
         super().__init__()
         self.conv = nn.Conv2d(c1, c2, k, padding=k // 2, groups=groups, bias=bias)
-        self.act = nn.ReLU(inplace=True) if act else nn.Identity()
+        self.act = activation(act)
 
     def forward(self, x):
         """Apply convolution then activation."""
         return self.act(self.conv(x))
+
+
+def conv_act_norm(c1: int, c2: int, k: int, norm: str, act: bool | str, bias: bool = False) -> nn.Sequential:
+    """Return conv -> act -> GroupNorm (the reference's order) or conv -> BatchNorm -> act (YOLO's `Conv` order).
+
+    Args:
+        c1 (int): Input channels.
+        c2 (int): Output channels.
+        k (int): Kernel size.
+        norm (str): 'gn' or 'bn'.
+        act (bool | str): Activation option (see `activation`).
+        bias (bool): Convolution bias (dropped with BatchNorm, which has its own).
+    """
+    if check_norm(norm) == "gn":
+        return nn.Sequential(ConvReLU(c1, c2, k, bias=bias, act=act), nn.GroupNorm(group_count(c2), c2))
+    return nn.Sequential(nn.Conv2d(c1, c2, k, padding=k // 2, bias=False), nn.BatchNorm2d(c2), activation(act))
+
+
+def check_gate(gate: bool | float) -> float | None:
+    """Return the initial value of a block's residual gate, or None for no gate.
+
+    Args:
+        gate (bool | float): False: no gate; True: a gate that starts at 0 (the block starts as an identity);
+            a number: a gate that starts at that value (1.0: a plain residual branch with a learnable scale).
+    """
+    if gate is False or gate is None:
+        return None
+    if gate is True:
+        return 0.0
+    if not isinstance(gate, (int, float)) or not 0.0 <= gate <= 1.0:
+        raise ValueError(f"gate must be true, false or a starting value in [0, 1], got {gate!r}")
+    return float(gate)
+
+
+class LayerScale(nn.Module):
+    """Learnable per-channel scale of a residual branch, by default initialised to zero (the block starts as identity).
+
+    Args:
+        c (int): Channels.
+        init (float): Starting value of every channel's scale.
+    """
+
+    def __init__(self, c: int, init: float = 0.0):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((1, c, 1, 1), float(init)))
+
+    def forward(self, x):
+        """Return gamma * x."""
+        return self.gamma * x

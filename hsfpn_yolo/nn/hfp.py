@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .conv import ConvReLU, group_count
+from .conv import ConvReLU, LayerScale, check_gate, conv_act_norm, group_count
 from .highpass import DCTHighPass
 from .pooling import pooled_relu_sum
 
 
 class HFP(nn.Module):
-    """High Frequency Perception: high-pass driven spatial and channel attention, then conv3x3 + ReLU + GroupNorm.
+    """High Frequency Perception: high-pass driven spatial and channel attention, then conv3x3 + act + norm.
 
     With `dct=True` (fine levels) both attentions are driven by one exact DCT high-pass of the input; with `dct=False`
     (coarse levels) the spatial gate is a 1x1 convolution and the channel gate uses global max/avg pooling. GroupNorm
@@ -23,11 +23,22 @@ class HFP(nn.Module):
         dct (bool): Use the DCT high-pass paths.
         patch (int): Pooling grid p of the DCT channel path (p x p bins).
         ratio (float | tuple[float, float]): Low-frequency fraction removed per axis by the high-pass, in (0, 1).
-        act (bool): ReLU after every convolution, as the reference code does; False gives the ReLU-free variant.
+        act (bool | str): Activation after every convolution: True/'relu' as the reference code does, 'silu', or
+            False for the activation-free variant often copied from blog posts.
+        norm (str): 'gn': conv3x3 -> act -> GroupNorm (the reference); 'bn': conv3x3 -> BatchNorm -> act (YOLO's Conv).
+        gate (bool | float): Return x + gamma * HFP(x) with a learnable per-channel gamma (the reference returns
+            HFP(x)): True starts gamma at 0, so the block starts as an identity; a number in [0, 1] starts it there.
     """
 
     def __init__(
-        self, c1: int, dct: bool = False, patch: int = 8, ratio: float | tuple[float, float] = 0.25, act: bool = True
+        self,
+        c1: int,
+        dct: bool = False,
+        patch: int = 8,
+        ratio: float | tuple[float, float] = 0.25,
+        act: bool | str = True,
+        norm: str = "gn",
+        gate: bool | float = False,
     ):
         super().__init__()
         if not isinstance(patch, int) or patch < 1:
@@ -38,11 +49,19 @@ class HFP(nn.Module):
         g = group_count(c1)
         self.g1 = ConvReLU(c1, c1, 1, groups=g, act=act)  # shared by the max- and avg-pooled vectors
         self.g2 = ConvReLU(c1, c1, 1, groups=g, act=act)
-        self.out = ConvReLU(c1, c1, 3, bias=True, act=act)
-        self.norm = nn.GroupNorm(g, c1)
+        self.out = conv_act_norm(c1, c1, 3, norm, act, bias=True)
+        init = check_gate(gate)
+        self.scale = None if init is None else LayerScale(c1, init)
+
+    def __setstate__(self, state: dict) -> None:
+        """Restore a block pickled by hsfpn-yolo 0.1 (separate `out` conv and `norm`, no gate) in today's layout."""
+        super().__setstate__(state)
+        if "norm" in self._modules:
+            self.out = nn.Sequential(self._modules.pop("out"), self._modules.pop("norm"))
+            self.scale = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return GN(conv3x3(spatial(x) + channel(x)))."""
+        """Return norm(conv3x3(spatial(x) + channel(x))), or x + gamma * that with `gate`."""
         if self.dct:
             gate = self.highpass(x)  # one high-pass feeds both paths
             a, b = pooled_relu_sum(gate, self.patch, "max"), pooled_relu_sum(gate, self.patch, "avg")
@@ -53,4 +72,5 @@ class HFP(nn.Module):
         n = x.shape[0]
         channel = self.g2(ab[:n] + ab[n:]).sigmoid()
         # x * spatial_gate + x * channel_gate as x * (spatial_gate + channel_gate): two full-size passes, not three
-        return self.norm(self.out(x * (gate + channel)))
+        y = self.out(x * (gate + channel))
+        return y if self.scale is None else x + self.scale(y)

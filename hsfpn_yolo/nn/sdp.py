@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .conv import ConvReLU, group_count
+from .conv import LayerScale, check_gate, conv_act_norm
 
 
 def to_blocks(x: torch.Tensor, grid: int) -> torch.Tensor:
@@ -23,37 +25,91 @@ def from_blocks(x: torch.Tensor, grid: int, h, w) -> torch.Tensor:
     return x.reshape(n, c, h, w)
 
 
+def block_attention(q: torch.Tensor, k: torch.Tensor, grid: int, fused: bool = True) -> torch.Tensor:
+    """Return softmax(q_b k_bᵀ / sqrt(C)) k_b inside every block of a grid x grid layout, as N x C x H x W.
+
+    Args:
+        q (torch.Tensor): Queries, N x C x H x W.
+        k (torch.Tensor): Keys, also the values, N x C x H x W.
+        grid (int): Blocks per axis.
+        fused (bool): Use `scaled_dot_product_attention`; False spells out matmul + softmax (for checks).
+    """
+    h, w = q.shape[-2:]
+    qb, kb = to_blocks(q, grid), to_blocks(k, grid)
+    if fused:
+        out = F.scaled_dot_product_attention(qb, kb, kb)
+    else:
+        out = torch.softmax(qb @ kb.transpose(-1, -2) / qb.shape[-1] ** 0.5, -1) @ kb
+    return from_blocks(out, grid, h, w)
+
+
 class SDP(nn.Module):
     """Spatial Dependency Perception: pixel cross-attention inside every block of a grid, plus a residual.
 
-    Queries come from the finer level, keys and values (identical, as in the reference) from the next coarser level
-    upsampled to the same size. The block grid (not a pixel size) is fixed, so any input that is a multiple of the
-    model stride works, square or not. Attention runs fused through `scaled_dot_product_attention`, one "head" per
-    block.
+    Queries come from the finer level, keys and values (identical, as in the reference) from the next coarser level.
+    The coarser level may be given upsampled to the finer size (the reference) or at its own, half size: its key
+    projection then runs before a nearest x2 upsampling, which gives the same keys (a 1x1 conv, the activation and
+    the norm's statistics all commute with nearest upsampling) for a quarter of the work. The block grid (not a pixel
+    size) is fixed, so any input that is a multiple of the model stride works, square or not. Attention runs fused
+    through `scaled_dot_product_attention`, one "head" per block.
 
     Args:
-        c1 (int): Channels of both inputs and of the output.
+        c1 (int | Sequence[int]): Channels of both inputs, or [finer, coarser] when they differ; the output has the
+            finer level's channels.
         grid (int): Blocks per axis: 2**j for a level 2**j times finer than the coarsest level.
-        act (bool): ReLU after the query/key 1x1 convolutions, as the reference code does.
+        act (bool | str): Activation after the query/key 1x1 convolutions: True/'relu' as the reference, 'silu',
+            or False.
+        norm (str): 'gn': conv -> act -> GroupNorm (the reference); 'bn': conv -> BatchNorm -> act.
+        gate (bool | float): Return x_low + gamma * attention with a learnable per-channel gamma (the reference adds
+            the attention unscaled): True starts gamma at 0, so the block starts as an identity of the finer level; a
+            number in [0, 1] starts it there.
     """
 
-    def __init__(self, c1: int, grid: int = 2, act: bool = True):
+    def __init__(
+        self,
+        c1: int | Sequence[int],
+        grid: int = 2,
+        act: bool | str = True,
+        norm: str = "gn",
+        gate: bool | float = False,
+    ):
         super().__init__()
         if not isinstance(grid, int) or grid < 1:
             raise ValueError(f"grid must be a positive integer, got {grid!r}")
+        c_low, c_high = (c1, c1) if isinstance(c1, int) else c1
         self.grid = grid
-        self.q = nn.Sequential(ConvReLU(c1, c1, 1, act=act), nn.GroupNorm(group_count(c1), c1))
-        self.k = nn.Sequential(ConvReLU(c1, c1, 1, act=act), nn.GroupNorm(group_count(c1), c1))
+        self.fused_attn = True  # False: explicit matmul + softmax, for checks
+        self.q = conv_act_norm(c_low, c_low, 1, norm, act)
+        self.k = conv_act_norm(c_high, c_low, 1, norm, act)
+        init = check_gate(gate)
+        self.scale = None if init is None else LayerScale(c_low, init)
+
+    def __setstate__(self, state: dict) -> None:
+        """Restore a block pickled by hsfpn-yolo 0.1 (no gate, no `fused_attn`) in today's layout."""
+        super().__setstate__(state)
+        self.__dict__.setdefault("fused_attn", True)
+        if "scale" not in self._modules:
+            self.__dict__.setdefault("scale", None)
+
+    def keys(self, high: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Project the coarser level to keys at `size`: as given when it is that size, upsampled x2 when half."""
+        k = self.k(high)
+        if tuple(high.shape[-2:]) != tuple(size):
+            k = F.interpolate(k, scale_factor=2.0, mode="nearest")
+        return k
 
     def forward(self, x: list[torch.Tensor]) -> torch.Tensor:
-        """Attend from x[0] (finer level) to x[1] (coarser level upsampled to x[0]'s size); return out + x[0]."""
+        """Attend from x[0] (finer level) to x[1] (coarser level, same or half size); return out + x[0]."""
         low, high = x
         h, w = low.shape[-2:]
-        if not torch.jit.is_tracing() and (high.shape[-2:] != low.shape[-2:] or h % self.grid or w % self.grid):
+        hh, hw = high.shape[-2:]
+        if not torch.jit.is_tracing() and (
+            ((hh, hw) != (h, w) and (2 * hh, 2 * hw) != (h, w)) or h % self.grid or w % self.grid
+        ):
             raise ValueError(
-                f"SDP needs both inputs at one size divisible by grid={self.grid}, got {tuple(low.shape[-2:])} and "
-                f"{tuple(high.shape[-2:])}; use an input size that is a multiple of the model stride"
+                f"SDP needs the coarser input at the finer input's size or at half of it, and a size divisible by "
+                f"grid={self.grid}; got {tuple(low.shape[-2:])} and {tuple(high.shape[-2:])}: use an input size that "
+                "is a multiple of the model stride"
             )
-        q, k = to_blocks(self.q(low), self.grid), to_blocks(self.k(high), self.grid)
-        out = F.scaled_dot_product_attention(q, k, k)
-        return from_blocks(out, self.grid, h, w) + low
+        out = block_attention(self.q(low), self.keys(high, (h, w)), self.grid, self.fused_attn)
+        return low + (out if self.scale is None else self.scale(out))
