@@ -382,8 +382,6 @@ def markdown(out: dict[str, Any]) -> str:
     lines = [header(out["env"]), f"- Settings: {out['settings']}"]
     if threads:
         lines.append(f"- torch threads per run (Ultralytics sets them): {', '.join(map(str, threads))}")
-    if out.get("jobs"):
-        lines.append(f"- Runs trained at the same time: {out['jobs']}")
     text = "\n## Accuracy\n\n" + "\n".join(lines) + "\n\nMean ± standard deviation (min–max) over the seeds:\n\n"
     text += table(out["summary"]) + "\n"
     deltas = delta_table(out["summary"])

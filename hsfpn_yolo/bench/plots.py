@@ -88,7 +88,7 @@ def ap_per_seed(accuracy: dict[str, Any], path: Path, keys: tuple[str, ...] = ("
         ax.set_title(BUCKETS[key].replace("\n", " "))
         ax.set_xticks(range(len(models)), models, rotation=60, ha="right", fontsize=7)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("AP (IoU 0.50:0.95); dot = one seed, bar = mean")
+    axes[0].set_ylabel("AP (dot: one seed, bar: mean)")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -106,6 +106,7 @@ def latency_vs_ap(speed: dict[str, Any], accuracy: dict[str, Any], path: Path, k
     """
     plt = _pyplot()
     device, models = next(iter(speed["models"].items()))
+    models = {Path(k).stem if k.endswith((".yaml", ".yml")) else k: v for k, v in models.items()}  # names as in accuracy
     points = [
         (models[s["model"]][key]["median_ms"], _mean(s, "AP"), s["model"])
         for s in accuracy["summary"]
