@@ -124,6 +124,19 @@ def test_bench_accuracy_seeds_and_resume(tmp_path, capsys):
     assert [r["seed"] for r in json.loads(merged.read_text())["runs"]] == [3, 4]
 
 
+def test_bench_accuracy_trains_runs_side_by_side(tmp_path):
+    """The default path: each run in its own spawned process, two at a time."""
+    from hsfpn_yolo.data.synth import generate
+
+    generate(tmp_path / "synth", train=4, val=2, imgsz=64, seed=0)
+    out = tmp_path / "acc.json"
+    args = ["bench", "accuracy", "--models", "yolov8n", "--seeds", "0,1", "--epochs", "1", "--imgsz", "64"]
+    args += ["--batch", "2", "--jobs", "2", "--data", str(tmp_path / "synth" / "data.yaml")]
+    assert main([*args, "--project", str(tmp_path / "runs"), "--json", str(out)]) == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert sorted(r["seed"] for r in runs) == [0, 1] and len({r["save_dir"] for r in runs}) == 2
+
+
 def test_profile_families():
     assert family("aten::convolution_backward") == "conv" and family("aten::native_group_norm") == "norm"
     assert family("aten::_scaled_dot_product_flash_attention_for_cpu") == "attention"

@@ -336,8 +336,11 @@ def run(
     # Everything already in `json_path` stays (the file accumulates); from other files only the pairs asked for
     done = _load_done([json_path] if resume and json_path else [], settings)
     done += [r for r in _load_done(list(reuse), settings) if (r["model"], r["seed"]) in wanted]
-    done = list({(r["model"], r["seed"]): r for r in reversed(done)}.values())[::-1]  # first copy of each pair
-    finished = {(r["model"], r["seed"]) for r in done}
+    unique: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in done:
+        unique.setdefault((r["model"], r["seed"]), r)  # the first copy of each pair
+    done = list(unique.values())
+    finished = set(unique)
     # Seed-major order: a benchmark stopped early still has every model at the seeds it reached
     todo = [(m, s) for s in seeds for m in models if (model_name(m), s) not in finished]
     if done:
@@ -362,10 +365,14 @@ def run(
         fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
         with ProcessPoolExecutor(jobs, mp_context=ctx, **fresh) as pool:
             pending = {pool.submit(train_one, m, s, data, imgsz, device, project, shared) for m, s in todo}
-            while pending:
-                finished_now, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in finished_now:
-                    record(f.result())
+            try:
+                while pending:
+                    finished_now, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished_now:
+                        record(f.result())
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)  # a failed run stops the benchmark, not just itself
+                raise
     order = {(model_name(m), s): i for i, (s, m) in enumerate((s, m) for s in seeds for m in models)}
     runs.sort(key=lambda r: order.get((r["model"], r["seed"]), len(order)))
     out = {"env": env, "settings": settings, "jobs": jobs, "runs": runs, "summary": summarize(runs)}

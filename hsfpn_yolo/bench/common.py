@@ -105,8 +105,13 @@ def md_table(rows: list[dict[str, Any]], columns: list[str], align: str | None =
 
 
 def save_json(path: str | Path, data: dict[str, Any]) -> Path:
-    """Write `data` as indented JSON, creating parent folders; return the path."""
+    """Write `data` as indented JSON, creating parent folders; return the path.
+
+    The file is replaced atomically, so a benchmark stopped while saving keeps its previous results intact.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
     return path
