@@ -70,9 +70,10 @@ def aligned_source(source: nn.Module, target: nn.Module) -> nn.Module:
 
 
 def widened_inputs(source: nn.Module, target: nn.Module) -> dict[str, torch.Tensor]:
-    """Return target tensors for stock weights whose target reads more input channels (a Concat with inputs added).
+    """Return target tensors for stock 1x1-conv weights whose target reads more input channels (a Concat with inputs
+    added).
 
-    A convolution after a Concat whose extra inputs are appended last keeps the stock weights for the stock inputs;
+    A 1x1 convolution after a Concat whose extra inputs are appended last keeps the stock weights for the stock inputs;
     the weights for the added inputs are zero, so the layer computes what the stock layer computed and learns from
     there how to use the added inputs.
 
@@ -84,9 +85,9 @@ def widened_inputs(source: nn.Module, target: nn.Module) -> dict[str, torch.Tens
     out = {}
     for k, v in src.items():
         t = dst.get(k)
-        if t is None or v.ndim != 4 or t.ndim != 4 or v.shape == t.shape:
+        if t is None or v.ndim != 4 or t.ndim != 4 or v.shape == t.shape or tuple(v.shape[2:]) != (1, 1):
             continue
-        if v.shape[0] == t.shape[0] and v.shape[2:] == t.shape[2:] and v.shape[1] < t.shape[1]:
+        if v.shape[0] == t.shape[0] and t.shape[2:] == (1, 1) and v.shape[1] < t.shape[1]:
             w = torch.zeros_like(t)
             w[:, : v.shape[1]] = v.to(t.dtype)
             out[k] = w
