@@ -210,7 +210,9 @@ def _bench_parsers(commands) -> None:
     p.add_argument("--batch", type=int, default=8, metavar="B", help="batch size")
     p.add_argument("--steps", type=int, default=3, metavar="N", help="profiled training steps per model")
     p.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
-    p.add_argument("--threads", type=int, default=1, metavar="T", help="torch CPU threads (Ultralytics trains with 1 here)")
+    p.add_argument(
+        "--threads", type=int, default=1, metavar="T", help="torch CPU threads (Ultralytics trains with 1 here)"
+    )
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="save the numbers here")
     p.set_defaults(func=cmd_bench_profile)
 

@@ -81,10 +81,14 @@ def run_row(model: str, seed: int, **metrics) -> dict:
 
 def test_summary_spreads_and_verdicts():
     runs = [run_row("yolov8n", s, AP=ap, AP_t=0.3) for s, ap in enumerate((0.20, 0.22, 0.24))]
-    runs += [run_row("yolov8n-hsfpn", s, AP=ap, AP_t=t) for s, (ap, t) in enumerate(((0.30, 0.3), (0.31, 0.3), (0.32, 0.3)))]
+    runs += [
+        run_row("yolov8n-hsfpn", s, AP=ap, AP_t=t) for s, (ap, t) in enumerate(((0.30, 0.3), (0.31, 0.3), (0.32, 0.3)))
+    ]
     runs += [run_row("yolov8n-hsfpn-p2", 0, AP=0.5, AP_t=0.5)]  # its counterpart yolov8n-p2 was not run
     base, ours, p2 = summarize(runs)
-    assert base["AP"]["n"] == 3 and base["AP"]["mean"] == pytest.approx(0.22) and base["AP"]["std"] == pytest.approx(0.02)
+    assert (
+        base["AP"]["n"] == 3 and base["AP"]["mean"] == pytest.approx(0.22) and base["AP"]["std"] == pytest.approx(0.02)
+    )
     assert (base["AP"]["min"], base["AP"]["max"]) == (0.20, 0.24) and base["seeds"] == [0, 1, 2]
     assert base["AP_m"]["n"] == 0 and base["AP_m"]["mean"] is None  # no objects in the bucket: no statistics
     d = ours["delta_AP"]

@@ -66,7 +66,9 @@ def test_paper_neck_gets_the_backbone_and_the_matching_pan_layers(tmp_path):
         assert type(stock.model.model[i]) is type(model.model.model[j])
     assert mapping[22] == len(model.model.model) - 1  # Detect -> Detect
     moved = [k for k in theirs if int(k.split(".")[1]) in mapping]
-    moved = [k for k in moved if torch.equal(theirs[k], ours[f"model.{mapping[int(k.split('.')[1])]}.{k.split('.', 2)[2]}"])]
+    moved = [
+        k for k in moved if torch.equal(theirs[k], ours[f"model.{mapping[int(k.split('.')[1])]}.{k.split('.', 2)[2]}"])
+    ]
     assert len(moved) == 305  # the backbone, PAN and Detect (the README's table says so)
 
 

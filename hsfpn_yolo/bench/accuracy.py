@@ -329,7 +329,13 @@ def run(
     if not seeds:
         raise ValueError("give at least one training seed, e.g. --seeds 0,1,2")
     data = data or synth_data(train_images, val_images, imgsz, SYNTH["seed"])
-    shared = {"epochs": epochs, "batch": batch, "optimizer": TRAIN["optimizer"], "lr0": TRAIN["lr0"], "workers": workers}
+    shared = {
+        "epochs": epochs,
+        "batch": batch,
+        "optimizer": TRAIN["optimizer"],
+        "lr0": TRAIN["lr0"],
+        "workers": workers,
+    }
     settings = {**shared, "imgsz": imgsz, "data": data, "device": device}
     env = environment()
     wanted = {(model_name(m), s) for m in models for s in seeds}

@@ -106,7 +106,9 @@ def latency_vs_ap(speed: dict[str, Any], accuracy: dict[str, Any], path: Path, k
     """
     plt = _pyplot()
     device, models = next(iter(speed["models"].items()))
-    models = {Path(k).stem if k.endswith((".yaml", ".yml")) else k: v for k, v in models.items()}  # names as in accuracy
+    models = {
+        Path(k).stem if k.endswith((".yaml", ".yml")) else k: v for k, v in models.items()
+    }  # names as in accuracy
     points = [
         (models[s["model"]][key]["median_ms"], _mean(s, "AP"), s["model"])
         for s in accuracy["summary"]

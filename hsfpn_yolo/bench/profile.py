@@ -106,7 +106,11 @@ def run(
         torch.set_num_threads(threads)
     env = environment()
     results = [profile_model(m, imgsz, batch, steps, device) for m in models]
-    out = {"env": env, "settings": {"imgsz": imgsz, "batch": batch, "steps": steps, "device": device}, "results": results}
+    out = {
+        "env": env,
+        "settings": {"imgsz": imgsz, "batch": batch, "steps": steps, "device": device},
+        "results": results,
+    }
     if json_path:
         save_json(json_path, out)
     print(markdown(out))
@@ -125,7 +129,10 @@ def markdown(out: dict[str, Any]) -> str:
         rows.append(row)
     kinds = list(dict.fromkeys(k for r in out["results"] for k in r["forward_ms_by_layer"]))
     fwd = [
-        {"model": r["model"], **{k: f"{r['forward_ms_by_layer'][k]:.1f}" for k in kinds if k in r["forward_ms_by_layer"]}}
+        {
+            "model": r["model"],
+            **{k: f"{r['forward_ms_by_layer'][k]:.1f}" for k in kinds if k in r["forward_ms_by_layer"]},
+        }
         for r in out["results"]
     ]
     s = out["settings"]
