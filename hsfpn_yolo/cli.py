@@ -54,13 +54,6 @@ def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _default_models(scale: str) -> list[str]:
-    """Return the default benchmark models at one scale."""
-    from hsfpn_yolo.bench.common import default_models
-
-    return default_models(scale)
-
-
 def _seeds(text: str) -> list[int]:
     """Parse a comma-separated list of training seeds."""
     try:
@@ -119,10 +112,11 @@ def cmd_bench_accuracy(args: argparse.Namespace) -> None:
 
 def cmd_bench_profile(args: argparse.Namespace) -> None:
     """Profile where each model's training step spends its time."""
+    from hsfpn_yolo.bench.common import default_models
     from hsfpn_yolo.bench.profile import run
 
     run(
-        models=args.models or _default_models(args.scale),
+        models=args.models or default_models(args.scale),
         imgsz=args.imgsz,
         batch=args.batch,
         steps=args.steps,

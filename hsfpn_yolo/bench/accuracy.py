@@ -27,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from .common import counterpart, default_models, environment, header, md_table, model_yaml, save_json
+from .common import counterpart, default_models, environment, header, md_table, model_name, model_yaml, save_json
 
 SYNTH = {"train": 200, "val": 50, "imgsz": 256, "seed": 0}  # default synthetic set
 TRAIN = {"epochs": 10, "batch": 8, "optimizer": "AdamW", "lr0": 0.002}  # identical for every model and seed
@@ -53,11 +53,6 @@ def synth_data(train: int, val: int, imgsz: int, seed: int, root: str | Path | N
     root = Path(root or SETTINGS["datasets_dir"])
     summary = generate(root / f"hsfpn-bench-synth-{train}-{val}-{imgsz}-s{seed}", train, val, imgsz, seed)
     return str(Path(summary["path"]) / "data.yaml")
-
-
-def model_name(model: str) -> str:
-    """Return the display name of a model given by name or YAML path (the file stem)."""
-    return Path(model).stem if model.endswith((".yaml", ".yml")) else model
 
 
 class EpochClock:

@@ -32,6 +32,11 @@ def model_yaml(name: str) -> str:
     return str(hsfpn_yolo.CFG_DIR / f"{name}.yaml") if "hsfpn" in name else f"{name}.yaml"
 
 
+def model_name(model: str) -> str:
+    """Return the display name of a model given by name or YAML path (the file stem)."""
+    return Path(model).stem if model.endswith((".yaml", ".yml")) else model
+
+
 def baseline_of(name: str) -> str:
     """Return the plain YOLOv8 of the same scale, the denominator of every ratio (e.g. yolov8s-hsfpn -> yolov8s)."""
     stem = Path(name).stem

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .common import model_name
+
 BUCKETS = {
     "AP": "all",
     "AP_vt": "very tiny\n2-8 px",
@@ -106,9 +108,7 @@ def latency_vs_ap(speed: dict[str, Any], accuracy: dict[str, Any], path: Path, k
     """
     plt = _pyplot()
     device, models = next(iter(speed["models"].items()))
-    models = {
-        Path(k).stem if k.endswith((".yaml", ".yml")) else k: v for k, v in models.items()
-    }  # names as in accuracy
+    models = {model_name(k): v for k, v in models.items()}  # names as in the accuracy JSON
     points = [
         (models[s["model"]][key]["median_ms"], _mean(s, "AP"), s["model"])
         for s in accuracy["summary"]
