@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --disable-pip-version-check -e ".[test]"
 	@touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+demo:  # the install and the training are timed apart
+	@start=$$(date +%s); $(MAKE) --no-print-directory install && \
+		echo "hsfpn-yolo: install took $$(( $$(date +%s) - start )) s"
+	$(BIN)/hsfpn-yolo demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -6,7 +6,7 @@ imported (or at once, if it already is); the installed `.pth` file does the same
 
 from . import _autoload  # noqa: F401  (installs the registration hook; imports neither torch nor ultralytics)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ("HFP", "SDP", "Sum", "CFG_DIR")
 
 

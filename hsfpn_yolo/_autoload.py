@@ -9,10 +9,12 @@ _TARGET = "ultralytics.nn.tasks"
 
 
 def _register() -> None:
-    """Register the blocks (imports torch and Ultralytics, which are loaded by then anyway)."""
+    """Register the blocks and install the tiny-object metrics (imports torch and Ultralytics, loaded by then anyway)."""
+    from hsfpn_yolo.metrics import install as install_tiny_metrics
     from hsfpn_yolo.register import register
 
     register()
+    install_tiny_metrics()
 
 
 class _RegisterAfterExec:

@@ -17,7 +17,6 @@ import sys
 
 import torch
 
-from .metrics import install as install_tiny_metrics
 from .nn import HFP, SDP, ConvReLU, DCTHighPass, LayerScale, Sum
 from .transfer import wrap_load
 
@@ -141,12 +140,11 @@ def wrap_parse_model(stock):
 
 
 def register() -> None:
-    """Expose the blocks in Ultralytics' namespaces, wrap its YAML parser and weight loading, allow the blocks under
-    safe loading and add the tiny-object metrics to validation.
+    """Expose the blocks in Ultralytics' namespaces, wrap its YAML parser and weight loading, and allow the blocks
+    under safe loading (idempotent). The tiny-object metrics are installed separately (`hsfpn_yolo.metrics.install`).
     """
     # Registration may run while `ultralytics.nn` is still importing `tasks`, so look modules up in sys.modules.
     tasks, modules = (importlib.import_module(f"ultralytics.nn.{m}") for m in ("tasks", "modules"))
-    install_tiny_metrics()
     if hasattr(tasks.parse_model, "hsfpn_stock"):
         return
     for name, cls in BLOCKS.items():

@@ -84,6 +84,17 @@ def test_size_histogram(small):
     assert synth.size_histogram(dst, "train", imgsz=SMALL["imgsz"] * 2)["2-8"] < hist["2-8"]
 
 
+def test_size_histogram_edges(tmp_path):
+    """A box exactly on a bucket edge counts once, in the bucket it starts; outside 2-64 px is 'other'."""
+    imgsz, sides = 128, ((2, 2), (7, 7), (8, 8), (4, 16), (16, 16), (31, 31), (32, 32), (64, 64), (1, 1), (100, 100))
+    (tmp_path / "labels" / "val").mkdir(parents=True)
+    rows = [f"0 0.500000 0.500000 {w / imgsz:.6f} {h / imgsz:.6f}\n" for w, h in sides]
+    (tmp_path / "labels" / "val" / "a.txt").write_text("".join(rows))
+    hist = synth.size_histogram(tmp_path, "val", imgsz=imgsz)
+    assert hist == {"2-8": 2, "8-16": 2, "16-32": 2, "32-64": 1, "other": 3}
+    assert sum(hist.values()) == len(sides)
+
+
 def test_stamp_box_is_tight_box_of_drawn_pixels():
     """What _stamp reports is exactly the bounding box of the pixels it changed, clipped to the image."""
     rng = np.random.default_rng(0)
@@ -146,24 +157,24 @@ def test_refuses_foreign_folder(tmp_path):
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_atomic_on_failure(tmp_path, monkeypatch, error):
     """A run that dies midway leaves neither a partial dataset nor a temporary folder; an old dataset survives."""
-    write, calls = synth._write_image, []
+    encode, calls = synth._encode_image, []
 
-    def flaky(path, img):
-        calls.append(path)
+    def flaky(img):
+        calls.append(img)
         if len(calls) == 3:
             raise error("disk full")
-        write(path, img)
+        return encode(img)
 
     kw = {"train": 3, "val": 2, "imgsz": 64, "progress": False}
-    monkeypatch.setattr(synth, "_write_image", flaky)
+    monkeypatch.setattr(synth, "_encode_image", flaky)
     with pytest.raises(error):
         synth.generate(tmp_path / "ds", **kw)
     assert list(tmp_path.iterdir()) == []
 
-    monkeypatch.setattr(synth, "_write_image", write)
+    monkeypatch.setattr(synth, "_encode_image", encode)
     synth.generate(tmp_path / "ds", **kw)
     old = _files(tmp_path / "ds")
-    monkeypatch.setattr(synth, "_write_image", flaky)
+    monkeypatch.setattr(synth, "_encode_image", flaky)
     calls.clear()
     with pytest.raises(error):
         synth.generate(tmp_path / "ds", **{**kw, "seed": 1})

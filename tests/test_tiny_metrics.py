@@ -67,7 +67,15 @@ def test_buckets_use_sqrt_area_not_width():
     gt[0, 4:] = [4, 36]
     r = tiny_ap(gt, _as_preds(gt))
     assert (r["AP_vt"], r["AP_t"], r["AP_s"], r["AP_m"]) == (-1.0, 1.0, -1.0, -1.0)
-    assert size_counts(gt) == {"all": 1, "vt": 0, "t": 1, "s": 0, "m": 0}
+    assert size_counts(gt) == {"all": 1, "vt": 0, "t": 1, "s": 0, "m": 0, "other": 0}
+
+
+def test_size_counts_on_bucket_edges():
+    """Boxes exactly on a bucket edge count once, in the bucket they start; the counts add up to all boxes."""
+    gt = _boxes((0, 0, 0, 2), (0, 0, 0, 7), (0, 0, 0, 8), (0, 0, 0, 16), (0, 0, 0, 32), (0, 0, 0, 64), (0, 0, 0, 1))
+    counts = size_counts(gt)
+    assert counts == {"all": 7, "vt": 2, "t": 1, "s": 1, "m": 1, "other": 2}
+    assert sum(v for k, v in counts.items() if k != "all") == counts["all"]
 
 
 def test_zero_predictions_and_zero_labels():
@@ -200,7 +208,7 @@ def test_model_val_reports_tiny_metrics(data_yaml, tmp_path, monkeypatch):
     assert metrics.tiny["AP_m"] != -1  # the 40 px square is medium
     run = Path(metrics.save_dir)
     report = json.loads((run / JSON_NAME).read_text())
-    assert report["instances"] == {"all": 10, "vt": 3, "t": 3, "s": 3, "m": 1} and report["images"] == 4
+    assert report["instances"] == {"all": 10, "vt": 3, "t": 3, "s": 3, "m": 1, "other": 0} and report["images"] == 4
     assert len(_read_csv(run / CSV_NAME)) == 1
 
     metrics = YOLO("yolov8n.yaml").val(**args, exist_ok=True, rect=False)  # square letterbox, same run folder
@@ -222,6 +230,7 @@ def test_switched_off_and_opt_in(data_yaml, tmp_path, monkeypatch):
     assert set(metrics.tiny) == set(KEYS) and (Path(metrics.save_dir) / JSON_NAME).exists()
 
 
+@pytest.mark.slow
 def test_training_writes_one_row_per_validation(data_yaml, tmp_path, monkeypatch):
     """One training epoch gives a row for the epoch's validation and one for the final validation of best.pt."""
     from ultralytics import YOLO

@@ -19,6 +19,12 @@ from ultralytics.utils import ASSETS
 IMGSZ = 128
 BIN = Path(sys.executable).parent
 
+SLOW_EXPORTS = (  # exported in the slow run only; yolov8n-hsfpn.yaml in the default run
+    "yolov8n-hsfpn-p2.yaml",
+    "yolov8n-hsfpn-paper.yaml",
+    "yolov8n-hsfpn-paper-p2.yaml",
+)
+
 
 def run_python(code: str, cwd: Path, **env) -> str:
     """Run `code` in a fresh interpreter (which imports only what `code` imports); return stdout, fail on error."""
@@ -72,6 +78,7 @@ def test_python_api_train_val_predict(best, data):
     assert result.orig_shape == (1080, 810) and len(result.boxes) == 5
 
 
+@pytest.mark.slow
 def test_yolo_executable_trains_from_a_stock_checkpoint(data, work_dir):
     stock = work_dir / "yolov8n-stock.pt"
     YOLO("yolov8n.yaml").save(stock)  # stands in for a COCO-pretrained yolov8n.pt (nothing is downloaded)
@@ -102,7 +109,7 @@ def test_yolo_executable_trains_from_a_stock_checkpoint(data, work_dir):
     assert "Transferred 348/" in log and "Transferred 1 more items into layers that read added inputs" in log
 
 
-@pytest.mark.parametrize("safe", ["0", "1"])
+@pytest.mark.parametrize("safe", [pytest.param("0", marks=pytest.mark.slow), "1"])
 def test_checkpoint_reloads_in_a_process_that_imports_only_ultralytics(best, data, work_dir, safe):
     out = run_python(
         f"""
@@ -158,7 +165,8 @@ def test_torchscript_export_runs(best):
 
 
 @pytest.mark.parametrize(
-    "family", ["yolov8n-hsfpn.yaml", "yolov8n-hsfpn-p2.yaml", "yolov8n-hsfpn-paper.yaml", "yolov8n-hsfpn-paper-p2.yaml"]
+    "family",
+    ["yolov8n-hsfpn.yaml", *(pytest.param(f, marks=pytest.mark.slow) for f in SLOW_EXPORTS)],
 )
 def test_every_shipped_model_dynamic_onnx_matches_pytorch(family, work_dir, monkeypatch):
     monkeypatch.chdir(work_dir)  # a YAML-built model exports into the working directory

@@ -27,12 +27,13 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from ..sizes import AP_KEYS
 from .common import counterpart, default_models, environment, header, md_table, model_name, model_yaml, save_json
 
 SYNTH = {"train": 200, "val": 50, "imgsz": 256, "seed": 0}  # default synthetic set
 TRAIN = {"epochs": 10, "batch": 8, "optimizer": "AdamW", "lr0": 0.002}  # identical for every model and seed
 QUICK = {"train": 100, "val": 40, "imgsz": 256, "epochs": 6}  # screening run: about a third of the default
-METRICS = ("AP", "AP50", "AP75", "AP_vt", "AP_t", "AP_s", "AP_m")
+METRICS = AP_KEYS  # AP, AP50, AP75 and AP per AI-TOD size bucket
 SHOWN = ("AP", "AP50", "AP_vt", "AP_t", "AP_s")  # metrics in the Markdown tables
 TIMES = ("epoch_train_s", "epoch_total_s")
 

@@ -6,15 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..sizes import LABELS
 from .common import model_name
 
-BUCKETS = {
-    "AP": "all",
-    "AP_vt": "very tiny\n2-8 px",
-    "AP_t": "tiny\n8-16 px",
-    "AP_s": "small\n16-32 px",
-    "AP_m": "medium\n32-64 px",
-}
+BUCKETS = {"AP": "all", **{f"AP_{k}": label for k, label in LABELS.items()}}  # AP metric key: x-axis label
 AP_PNG, LATENCY_PNG, SEEDS_PNG = "bench_ap_by_size.png", "bench_latency_vs_ap.png", "bench_ap_per_seed.png"
 
 

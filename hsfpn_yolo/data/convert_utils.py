@@ -1,4 +1,8 @@
-"""Shared parts of the dataset converters: bad-input errors, safe output names, atomic output folders and summaries."""
+"""Shared parts of the dataset writers: bad-input errors, safe output names, atomic output folders and summaries.
+
+Used by the VisDrone / AI-TOD converters and the synthetic generator; Ultralytics is imported only where it is needed,
+so that writing a dataset from memory (`hsfpn_yolo.data.synth`) does not pull in torch.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
-from ultralytics.data.utils import IMG_FORMATS
-from ultralytics.utils import LOGGER, TQDM
-
 MANIFEST = "hsfpn_manifest.json"  # marks a folder as converter output, so a re-run may replace it
-OWNED = ("images", "labels", MANIFEST)  # what a conversion owns inside DST
+OWNED = ("images", "labels")  # what a writer owns inside DST, besides its manifest and extra files
 STALE = ("labels.cache",)  # Ultralytics' label cache next to labels/; wrong once the labels are rewritten
 
 
@@ -57,6 +58,8 @@ class ConversionSummary:
 
     def log(self) -> None:
         """Log a one-line summary, plus the first skipped items."""
+        from ultralytics.utils import LOGGER
+
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items())) or "none"
         LOGGER.info(
             f"{self.dataset} → {self.dst}: {self.images} images, {self.boxes} boxes ({self.clipped} clipped to the "
@@ -68,12 +71,17 @@ class ConversionSummary:
             LOGGER.warning(f"... and {len(self.skipped) - 10} more skipped items, see {Path(self.dst) / MANIFEST}")
 
 
+def yolo_row(cls: int, xc: float, yc: float, w: float, h: float) -> str:
+    """Return one YOLO label line 'cls xc yc w h' from a normalised box, with 6 decimals."""
+    return f"{int(cls)} {xc:.6f} {yc:.6f} {w:.6f} {h:.6f}"
+
+
 @dataclass
 class Sample:
-    """One image's output: its safe relative name, source image, size (w, h), YOLO rows and drop counts."""
+    """One image's output: its safe relative name, source image file or encoded bytes, size (w, h), YOLO rows, drops."""
 
     name: PurePosixPath
-    image: Path
+    image: Path | bytes
     size: tuple[int, int]
     rows: list = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
@@ -96,7 +104,7 @@ class Sample:
             return
         self.clipped += (x1, y1, x2, y2) != (x, y, x + w, y + h)
         xc, yc, bw, bh = (x1 + x2) / 2 / iw, (y1 + y2) / 2 / ih, (x2 - x1) / iw, (y2 - y1) / ih
-        self.rows.append(f"{cls} {xc:.6f} {yc:.6f} {bw:.6f} {bh:.6f}")
+        self.rows.append(yolo_row(cls, xc, yc, bw, bh))
 
 
 def safe_relpath(name: Any, where: str) -> PurePosixPath:
@@ -123,12 +131,15 @@ def safe_relpath(name: Any, where: str) -> PurePosixPath:
 
 def is_image(path: Path) -> bool:
     """Return True if PATH has a suffix Ultralytics loads as an image."""
+    from ultralytics.data.utils import IMG_FORMATS
+
     return path.suffix[1:].lower() in IMG_FORMATS
 
 
 def load_sample(name: PurePosixPath, image: Path, where: str) -> Sample:
     """Check that IMAGE exists, has an image suffix and a readable header, and start its Sample."""
     from PIL import Image, UnidentifiedImageError
+    from ultralytics.data.utils import IMG_FORMATS
     from ultralytics.utils import patches
 
     # Pillow's own opener: Ultralytics' patched Image.open tries to pip-install pi-heif for any unidentified file
@@ -171,28 +182,30 @@ def _place_image(src: Path, dst: Path) -> None:
 
 
 class DatasetWriter:
-    """Build DST/images and DST/labels in a temporary sibling folder and move them into DST only on success.
+    """Build DST/images, DST/labels and any extra files in a temporary sibling folder; move them into DST on success.
 
     A failed run removes everything it made (temp folder and any parent folders it created); a successful re-run
-    replaces the previous conversion (recognised by its manifest) instead of adding to it, and a non-empty DST that
-    is not converter output is refused.
+    replaces the previous output (recognised by its manifest file) instead of adding to it, and a non-empty DST that
+    is not such output is refused.
     """
 
-    def __init__(self, dst: str | Path, manifest: dict[str, Any]):
-        """Remember DST and the manifest header (converter, source paths) to write on commit."""
+    def __init__(self, dst: str | Path, manifest: dict[str, Any], manifest_name: str = MANIFEST):
+        """Remember DST, the manifest header (e.g. converter and source paths) and the manifest file name."""
         self.dst = Path(dst).absolute()
         self.manifest = manifest
+        self.manifest_name = manifest_name
         self.tmp: Path | None = None
         self._made: list[Path] = []
         self._labels: set[str] = set()
+        self._files: list[str] = []  # extra top-level files, e.g. a data YAML
 
     def __enter__(self) -> "DatasetWriter":
         """Check DST and create the temporary folder next to it."""
         if self.dst.exists() and not self.dst.is_dir():
             raise ConversionError(f"{self.dst}: output path exists and is not a folder")
-        if self.dst.is_dir() and any(self.dst.iterdir()) and not (self.dst / MANIFEST).is_file():
+        if self.dst.is_dir() and any(self.dst.iterdir()) and not (self.dst / self.manifest_name).is_file():
             raise ConversionError(
-                f"{self.dst}: folder is not empty and holds no {MANIFEST} from an earlier conversion; "
+                f"{self.dst}: folder is not empty and holds no {self.manifest_name} from an earlier conversion; "
                 "refusing to write into it (choose a new or empty folder)"
             )
         self._made = [p for p in (self.dst.parent, *self.dst.parent.parents) if not p.exists()][::-1]
@@ -207,20 +220,36 @@ class DatasetWriter:
         return self
 
     def add(self, sample: Sample) -> None:
-        """Write SAMPLE's image and label file into the temporary folder."""
+        """Write SAMPLE's image (its file linked or copied, or its bytes) and label file into the temporary folder."""
         label = sample.name.with_suffix(".txt")
+        source = sample.image if isinstance(sample.image, Path) else sample.name
         key = label.as_posix().casefold()  # case-insensitive filesystems would merge these
         if key in self._labels:
-            raise ConversionError(f"{sample.image}: label file labels/{label} is already taken by another image")
+            raise ConversionError(f"{source}: label file labels/{label} is already taken by another image")
         img_out, lbl_out = self.tmp / "images" / sample.name, self.tmp / "labels" / label
         for out in img_out, lbl_out:  # defence in depth: safe_relpath already rules this out
             if not out.resolve().is_relative_to(self.tmp.resolve()):
-                raise ConversionError(f"{sample.image}: output {out} would leave {self.dst}")
+                raise ConversionError(f"{source}: output {out} would leave {self.dst}")
         self._labels.add(key)
         img_out.parent.mkdir(parents=True, exist_ok=True)
         lbl_out.parent.mkdir(parents=True, exist_ok=True)
-        _place_image(sample.image, img_out)
+        if isinstance(sample.image, bytes):
+            img_out.write_bytes(sample.image)
+        else:
+            _place_image(sample.image, img_out)
         lbl_out.write_text("".join(f"{r}\n" for r in sample.rows), encoding="utf-8")
+
+    def add_folder(self, name: str) -> None:
+        """Create images/NAME and labels/NAME, so that a split exists even when it has no images."""
+        for root in "images", "labels":
+            (self.tmp / root / name).mkdir(parents=True, exist_ok=True)
+
+    def add_file(self, name: str, text: str) -> None:
+        """Write a top-level text file NAME (e.g. a data YAML) that is moved into DST with the images and labels."""
+        if Path(name).name != name or name.startswith(".") or name in (*OWNED, *STALE, self.manifest_name):
+            raise ValueError(f"{name!r} is not a free top-level file name")
+        (self.tmp / name).write_text(text, encoding="utf-8")
+        self._files.append(name)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         """Commit on success; on any error (Ctrl-C included) remove everything this run created."""
@@ -234,7 +263,7 @@ class DatasetWriter:
     def _commit(self) -> None:
         """Write the manifest, then move the new conversion into DST in place of any previous one."""
         text = json.dumps(self.manifest, indent=2, sort_keys=True, ensure_ascii=False)
-        (self.tmp / MANIFEST).write_text(text + "\n", encoding="utf-8")
+        (self.tmp / self.manifest_name).write_text(text + "\n", encoding="utf-8")
         if self.dst.is_dir() and not any(self.dst.iterdir()):
             self.dst.rmdir()  # rename() replaces an empty folder on POSIX only
             try:
@@ -253,13 +282,14 @@ class DatasetWriter:
         """Replace the previous conversion in DST by the new one, rolling back if a move fails."""
         old = self.tmp / ".previous"  # the previous conversion waits here and is deleted with the temp folder
         old.mkdir()
+        owned = (*OWNED, self.manifest_name, *self._files)
         moved, placed = [], []
         try:
-            for n in (*OWNED, *STALE):
+            for n in (*owned, *STALE):
                 if os.path.lexists(self.dst / n):
                     (self.dst / n).rename(old / n)
                     moved.append(n)
-            for n in OWNED:
+            for n in owned:
                 (self.tmp / n).rename(self.dst / n)
                 placed.append(n)
         except BaseException:
@@ -302,6 +332,8 @@ def write_dataset(
     Returns:
         (ConversionSummary): The filled summary.
     """
+    from ultralytics.utils import TQDM
+
     with DatasetWriter(summary.dst, {"converter": summary.dataset, "source": source}) as writer:
         for item in TQDM(items, desc=f"Converting {summary.dataset}", total=len(items), disable=not progress):
             try:

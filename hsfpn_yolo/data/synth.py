@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
 import numpy as np
 
+from ..sizes import OTHER, RANGES, bucket_counts
+from .convert_utils import DatasetWriter, Sample, yolo_row
+
 CLASS_NAMES = ("airplane", "ship", "storage-tank", "vehicle", "person")
 DEFAULTS = {"train": 64, "val": 16, "imgsz": 320, "seed": 0}  # a few YOLOv8n epochs on 2 CPU cores in ~minutes
-SIZE_BUCKETS = {"2-8": (2, 8), "8-16": (8, 16), "16-32": (16, 32), "32-64": (32, 64)}  # AI-TOD very tiny .. medium
+SIZE_BUCKETS = {f"{lo}-{hi}": (lo, hi) for lo, hi in RANGES.values()}  # "2-8" .. "32-64" px: AI-TOD very tiny .. medium
 ENV_PREFIX = "HSFPN_SYNTH_"  # download() reads HSFPN_SYNTH_{TRAIN,VAL,IMGSZ,SEED}
 SPLITS = ("train", "val")
 MANIFEST = "synth.json"
@@ -304,18 +305,13 @@ def render(rng: np.random.Generator, imgsz: int) -> tuple[np.ndarray, np.ndarray
     return img, labels, dropped
 
 
-def _write_image(path: Path, img: np.ndarray) -> None:
-    """Write img as a JPEG with full-resolution chroma, since tiny objects are told apart by colour."""
+def _encode_image(img: np.ndarray) -> bytes:
+    """Return img as JPEG bytes with full-resolution chroma, since tiny objects are told apart by colour."""
     params = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
     ok, buf = cv2.imencode(".jpg", img, params)
     if not ok:
-        raise OSError(f"could not encode {path}")
-    path.write_bytes(buf.tobytes())
-
-
-def _write_labels(path: Path, labels: np.ndarray) -> None:
-    """Write YOLO labels 'cls xc yc w h' with 6 decimals."""
-    path.write_text("".join(f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in labels))
+        raise OSError("could not encode a JPEG image")
+    return buf.tobytes()
 
 
 def _data_yaml(params: dict[str, int]) -> str:
@@ -325,24 +321,23 @@ def _data_yaml(params: dict[str, int]) -> str:
     return f"{head}train: images/train\nval: images/val\n\nnames:\n{names}"
 
 
-def _build(root: Path, params: dict[str, int], progress: bool, name: str) -> dict[str, Any]:
-    """Render every split into root and write data.yaml and the manifest last; return the summary."""
+def _render_splits(writer: DatasetWriter, params: dict[str, int], progress: bool) -> dict[str, Any]:
+    """Render every split into writer and return the summary."""
     n, imgsz, seed = params["train"] + params["val"], params["imgsz"], params["seed"]
     dropped, boxes, instances = {"border": 0, "tiny": 0, "no_room": 0}, {}, np.zeros(len(CLASS_NAMES), int)
     pbar = None
     if progress:
         from ultralytics.utils import TQDM  # lazy: importing ultralytics pulls in torch
 
-        pbar = TQDM(total=n, desc=f"Generating {name}", unit="img")
+        pbar = TQDM(total=n, desc=f"Generating {writer.dst.name}", unit="img")
     try:
         for split_id, split in enumerate(SPLITS):
-            (root / "images" / split).mkdir(parents=True)
-            (root / "labels" / split).mkdir(parents=True)
+            writer.add_folder(split)
             boxes[split] = 0
             for i in range(params[split]):
                 img, labels, why = render(np.random.default_rng([seed, split_id, i]), imgsz)
-                _write_image(root / "images" / split / f"{split}_{i:06d}.jpg", img)
-                _write_labels(root / "labels" / split / f"{split}_{i:06d}.txt", labels)
+                name = PurePosixPath(split, f"{split}_{i:06d}.jpg")
+                writer.add(Sample(name, _encode_image(img), (imgsz, imgsz), [yolo_row(*r) for r in labels.tolist()]))
                 boxes[split] += len(labels)
                 instances += np.bincount(labels[:, 0].astype(int), minlength=len(CLASS_NAMES))
                 dropped = {k: dropped[k] + why[k] for k in dropped}
@@ -351,7 +346,7 @@ def _build(root: Path, params: dict[str, int], progress: bool, name: str) -> dic
     finally:
         if pbar:
             pbar.close()
-    summary = {
+    return {
         "images": {s: params[s] for s in SPLITS},
         "boxes": boxes,
         "instances": dict(zip(CLASS_NAMES, instances.tolist())),
@@ -359,9 +354,15 @@ def _build(root: Path, params: dict[str, int], progress: bool, name: str) -> dic
         "imgsz": imgsz,
         "seed": seed,
     }
+
+
+def _build(dst: Path, params: dict[str, int], progress: bool) -> dict[str, Any]:
+    """Write the splits, data.yaml and manifest into dst atomically, replacing an outdated set; return the summary."""
     manifest = {"generator": GENERATOR, "version": VERSION, "params": params, "names": list(CLASS_NAMES)}
-    (root / "data.yaml").write_text(_data_yaml(params))
-    (root / MANIFEST).write_text(json.dumps({**manifest, "summary": summary}, indent=2) + "\n")
+    with DatasetWriter(dst, manifest, MANIFEST) as writer:
+        summary = _render_splits(writer, params, progress)
+        writer.add_file("data.yaml", _data_yaml(params))
+        writer.manifest["summary"] = summary
     return summary
 
 
@@ -385,24 +386,6 @@ def _complete(dst: Path, params: dict[str, int]) -> dict[str, Any] | None:
         if sum(1 for _ in (dst / "labels" / s).glob("*.txt")) != params[s]:
             return None
     return m["summary"]
-
-
-def _swap_in(tmp: Path, dst: Path) -> None:
-    """Rename the finished tmp folder to dst, replacing an outdated dataset of ours or an empty folder."""
-    if dst.is_dir() and not any(dst.iterdir()):
-        dst.rmdir()
-    if not dst.exists():
-        os.replace(tmp, dst)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
-    os.replace(dst, old / dst.name)  # move aside first, so a failure below can put it back
-    try:
-        os.replace(tmp, dst)
-    except BaseException:
-        os.replace(old / dst.name, dst)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def generate(
@@ -438,17 +421,12 @@ def generate(
     if not cached:
         if dst.exists() and (not dst.is_dir() or any(dst.iterdir())) and _manifest(dst) is None:
             raise FileExistsError(f"'{dst}' exists and is not a {GENERATOR} dataset; refusing to overwrite it")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
         try:
-            summary = _build(tmp, params, progress, dst.name)
-            try:
-                _swap_in(tmp, dst)
-            except OSError:  # a concurrent run (e.g. another DDP rank) may have finished first
-                if _complete(dst, params) is None:
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)  # no-op after a successful rename
+            summary = _build(dst, params, progress)
+        except OSError:  # a concurrent run (e.g. another DDP rank) may have finished first
+            summary = _complete(dst, params)
+            if summary is None:
+                raise
     summary = {"path": str(dst), **summary, "cached": cached}
     if progress:
         _log(summary, time.time() - t)
@@ -504,11 +482,12 @@ def size_histogram(dst: str | Path, split: str = "train", imgsz: int | None = No
         imgsz (int, optional): Square image side in pixels; read from the manifest when omitted.
 
     Returns:
-        (dict[str, int]): Counts for '2-8', '8-16', '16-32', '32-64' (lower bound inclusive) and 'other'.
+        (dict[str, int]): Counts for '2-8', '8-16', '16-32', '32-64' (half-open [lo, hi)) and 'other' (outside 2-64 px),
+            adding up to the number of boxes.
     """
     if imgsz is None:
         imgsz = json.loads((Path(dst) / MANIFEST).read_text())["params"]["imgsz"]
     labels = _read_labels(dst, split)
     s = np.round(np.sqrt(labels[:, 3] * labels[:, 4]) * imgsz, 3)  # 6-decimal labels: undo rounding at bucket edges
-    hist = {k: int(((s >= lo) & (s < hi)).sum()) for k, (lo, hi) in SIZE_BUCKETS.items()}
-    return {**hist, "other": len(s) - sum(hist.values())}
+    counts = bucket_counts(s)
+    return {**{name: counts[k] for name, k in zip(SIZE_BUCKETS, RANGES)}, OTHER: counts[OTHER]}

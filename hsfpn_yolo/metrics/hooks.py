@@ -2,9 +2,9 @@
 
 `on_val_start` gives each detection validator instance-level wrappers around `init_metrics` (decide whether to run),
 `update_metrics` (keep the batch's ground truth and predictions in original pixels) and `gather_stats` (DDP); then
-`on_val_end` evaluates once, prints one line, saves the report and sets `validator.metrics.tiny`. Validators get their
-callbacks from `default_callbacks` (via the YOLO object, trainer or validator), so `yolo val`, `model.val()` and the
-validations of `model.train()` are all covered.
+`on_val_end` evaluates once, prints one line, saves the report and sets `validator.metrics.tiny` (and `.tiny_counts`).
+Validators get their callbacks from `default_callbacks` (via the YOLO object, trainer or validator), so `yolo val`,
+`model.val()` and the validations of `model.train()` are all covered.
 """
 
 from __future__ import annotations
@@ -138,7 +138,9 @@ def on_val_start(validator) -> None:
 
 
 def on_val_end(validator) -> None:
-    """Evaluate once, print the summary line, save the report and expose the results as `validator.metrics.tiny`."""
+    """Evaluate once, print the summary line, save the report and expose the results as `validator.metrics.tiny` (and
+    the ground-truth counts per size as `validator.metrics.tiny_counts`).
+    """
     collector = getattr(validator, _STATE, None)
     if collector is None:
         return
@@ -147,7 +149,7 @@ def on_val_end(validator) -> None:
         gt, pred, images = collector.arrays()
         results = tiny_ap(gt, pred, images, max(MAX_DETS, int(validator.args.max_det or 0)))
         counts = size_counts(gt)
-        validator.metrics.tiny = results
+        validator.metrics.tiny, validator.metrics.tiny_counts = results, counts
         LOGGER.info(format_line(results, counts))
         save_report(validator.save_dir, results, counts, images, "train" if validator.training else "val")
     except Exception as e:  # a reporting extra must never fail the validation itself

@@ -6,11 +6,13 @@ import csv
 import json
 from pathlib import Path
 
+from ..sizes import BUCKETS, OTHER
 from .tiny import KEYS, SIZE_RANGES
 
 JSON_NAME = "tiny_metrics.json"
 CSV_NAME = "tiny_metrics.csv"
-CSV_FIELDS = ("val", "mode", "images", *KEYS, *(f"n_{k}" for k in SIZE_RANGES))
+COUNTED = (*BUCKETS, OTHER)  # ground-truth counts per size bucket; they add up to the number of boxes
+CSV_FIELDS = ("val", "mode", "images", *KEYS, *(f"n_{k}" for k in COUNTED))
 
 
 def format_line(results: dict[str, float], counts: dict[str, int]) -> str:
@@ -21,10 +23,10 @@ def format_line(results: dict[str, float], counts: dict[str, int]) -> str:
         counts (dict[str, int]): Ground-truth box counts per size range key.
 
     Returns:
-        (str): e.g. "Tiny-object AP (AI-TOD sizes): AP 0.123 AP50 ... AP_m n/a | objects vt 12, t 30, s 5, m 0".
+        (str): e.g. "Tiny-object AP (AI-TOD sizes): AP 0.123 AP50 ... AP_m n/a | objects vt 12, t 30, s 5, m 0, other 0".
     """
     values = " ".join(f"{k} {'n/a' if results[k] < 0 else f'{results[k]:.3f}'}" for k in KEYS)
-    objects = ", ".join(f"{k} {counts.get(k, 0)}" for k in SIZE_RANGES)
+    objects = ", ".join(f"{k} {counts.get(k, 0)}" for k in COUNTED)
     return f"Tiny-object AP (AI-TOD sizes): {values} | objects {objects}"
 
 
@@ -52,7 +54,7 @@ def save_report(save_dir: Path, results: dict[str, float], counts: dict[str, int
     lines = file.read_text(encoding="utf-8").splitlines() if file.exists() else []
     row = {"val": max(len(lines) - 1, 0) + 1, "mode": mode, "images": images}  # val: 1-based row number
     row.update({k: round(v, 5) for k, v in results.items()})
-    row.update({f"n_{k}": counts.get(k, 0) for k in SIZE_RANGES})
+    row.update({f"n_{k}": counts.get(k, 0) for k in COUNTED})
     with file.open("a", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         if not lines:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-# AI-TOD size buckets by sqrt(box area) in original-image pixels; COCO-style evaluation works on areas (px²)
-SIZE_RANGES = {"vt": (2, 8), "t": (8, 16), "s": (16, 32), "m": (32, 64)}
+from ..sizes import AP_KEYS, RANGES, bucket_counts
+
+KEYS, SIZE_RANGES = AP_KEYS, RANGES  # AI-TOD buckets by sqrt(box area) in original-image pixels
+# COCO-style evaluation works on areas (px²) with inclusive ends, as AI-TOD's tools; counts use half-open buckets
 ALL_RANGE = (0, 1e5)
-KEYS = ("AP", "AP50", "AP75", *(f"AP_{k}" for k in SIZE_RANGES))
 MAX_DETS = 1500  # per image and class, as AI-TOD's evaluation; above Ultralytics' max_det so no prediction is dropped
 
 
@@ -97,16 +98,15 @@ def tiny_ap(
 
 
 def size_counts(gt: np.ndarray) -> dict[str, int]:
-    """Return the number of ground-truth boxes in each AI-TOD size range (ends inclusive, as COCO evaluation).
+    """Return the number of ground-truth boxes in each AI-TOD size bucket, each box counted once.
 
     Args:
         gt (np.ndarray): (N, 6) ground truth rows of [image, cls, x1, y1, x2, y2].
 
     Returns:
-        (dict[str, int]): Box count for "all" and each size range key.
+        (dict[str, int]): Box count for "all", each size range key and "other" (outside 2-64 px); the buckets and
+            "other" add up to "all".
     """
     gt = np.asarray(gt, dtype=np.float64).reshape(-1, 6)
     area = (gt[:, 4] - gt[:, 2]) * (gt[:, 5] - gt[:, 3])
-    counts = {"all": len(gt)}
-    counts.update({k: int(((area >= lo**2) & (area <= hi**2)).sum()) for k, (lo, hi) in SIZE_RANGES.items()})
-    return counts
+    return {"all": len(gt), **bucket_counts(np.sqrt(area))}
