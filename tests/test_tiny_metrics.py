@@ -76,6 +76,9 @@ def test_size_counts_on_bucket_edges():
     counts = size_counts(gt)
     assert counts == {"all": 7, "vt": 2, "t": 1, "s": 1, "m": 1, "other": 2}
     assert sum(v for k, v in counts.items() if k != "all") == counts["all"]
+    # Each edge on its own: the lower edge belongs to the bucket, the upper one to the next
+    for side, key in ((2, "vt"), (8, "t"), (16, "s"), (32, "m"), (64, "other")):
+        assert size_counts(_boxes((0, 0, 0, side)))[key] == 1, side
 
 
 def test_zero_predictions_and_zero_labels():
