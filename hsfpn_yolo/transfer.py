@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -94,10 +95,15 @@ def widened_inputs(source: nn.Module, target: nn.Module) -> dict[str, torch.Tens
     return out
 
 
-def is_hsfpn(model: nn.Module) -> bool:
-    """Return True when an Ultralytics model has HS-FPN blocks among its layers."""
+def is_hsfpn(model: Any) -> bool:
+    """Return True for a model built from an hsfpn-yolo YAML: HS-FPN blocks among its layers, or `hsfpn_yolo: true`
+    in its YAML (the block-free designs, e.g. yolov8-finepath.yaml).
+    """
     layers = _layers(model)
-    return layers is not None and any(isinstance(m, BLOCKS) for m in layers)
+    if layers is None:
+        return False
+    marked = isinstance(getattr(model, "yaml", None), dict) and bool(model.yaml.get("hsfpn_yolo"))
+    return marked or any(isinstance(m, BLOCKS) for m in layers)
 
 
 def wrap_load(stock):

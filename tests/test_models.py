@@ -15,7 +15,15 @@ from tests.conftest import CFG
 from ultralytics.nn.tasks import DetectionModel
 
 SCALES = [*"nsml", pytest.param("x", marks=pytest.mark.slow)]  # the x scale only in the slow run
-YAMLS = ("yolov8{}-hsfpn.yaml", "yolov8{}-hsfpn-p2.yaml", "yolov8{}-hsfpn-paper.yaml", "yolov8{}-hsfpn-paper-p2.yaml")
+# Models that keep the stock neck and add to it, with their (HFP, SDP) counts; then the paper's necks
+STOCK_PLUS = {
+    "yolov8{}-hsfpn.yaml": (2, 1),
+    "yolov8{}-hsfpn-p2.yaml": (1, 1),
+    "yolov8{}-finepath.yaml": (0, 0),
+    "yolov8{}-finepath-p2.yaml": (0, 0),
+}
+PAPER = ("yolov8{}-hsfpn-paper.yaml", "yolov8{}-hsfpn-paper-p2.yaml")
+YAMLS = (*STOCK_PLUS, *PAPER)
 WIDTH = {"n": 0.25, "s": 0.5, "m": 0.75, "l": 1.0, "x": 1.25}
 
 
@@ -30,7 +38,7 @@ def stock_of(family: str, scale: str) -> DetectionModel:
 
 
 @pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize("family", YAMLS[2:])
+@pytest.mark.parametrize("family", PAPER)
 def test_paper_necks_build_with_one_scaled_width(family, scale):
     model = build(family.format(scale))
     blocks = [m for m in model.model if isinstance(m, (HFP, SDP, Sum))]
@@ -44,7 +52,7 @@ def test_paper_necks_build_with_one_scaled_width(family, scale):
 
 
 @pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize("family", YAMLS[:2])
+@pytest.mark.parametrize("family", STOCK_PLUS)
 def test_default_necks_are_the_stock_neck_with_blocks_inserted(family, scale):
     """Every stock layer with weights has a counterpart of its type and tensor shapes (a conv after a Concat with an
     input appended reads more channels, nothing else changes); the HS-FPN blocks are gated."""
@@ -58,7 +66,7 @@ def test_default_necks_are_the_stock_neck_with_blocks_inserted(family, scale):
         for k, v in stock.model[i].state_dict().items():
             t = ours[k]
             assert t.shape == v.shape or (t.ndim == 4 and t.shape[::2] == v.shape[::2] and t.shape[1] > v.shape[1])
-    hfp, sdp = {"yolov8{}-hsfpn.yaml": (2, 1), "yolov8{}-hsfpn-p2.yaml": (4, 3)}[family]
+    hfp, sdp = STOCK_PLUS[family]
     blocks = [m for m in model.model if isinstance(m, (HFP, SDP))]
     assert sum(isinstance(m, HFP) for m in blocks) == hfp and sum(isinstance(m, SDP) for m in blocks) == sdp
     assert all(m.scale is not None and not m.scale.gamma.any() for m in blocks)  # gated, closed at the start

@@ -20,6 +20,7 @@ import torch
 from hsfpn_yolo.metrics import KEYS, enable_tiny_metrics, install, is_hsfpn_model, size_counts, tiny_ap
 from hsfpn_yolo.metrics import hooks
 from hsfpn_yolo.metrics.report import CSV_NAME, JSON_NAME, format_line
+from tests.conftest import CFG
 
 VENV_BIN = Path(sys.executable).parent
 CLASS_COLOURS = ((0, 0, 255), (255, 0, 0))  # BGR: class 0 red, class 1 blue
@@ -143,9 +144,17 @@ def test_letterboxed_boxes_are_measured_in_original_pixels(tmp_path, monkeypatch
 
 
 def test_switches(monkeypatch):
-    """HS-FPN models (by block class name) are on by default; the environment variable overrides either way."""
-    hfp = type("HFP", (torch.nn.Module,), {})
-    hsfpn, plain = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), hfp()), torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1))
+    """hsfpn-yolo models (HS-FPN blocks, or `hsfpn_yolo: true` in a block-free YAML) are on by default, stock models
+    off; the environment variable overrides either way."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    hsfpn, path, plain = (
+        DetectionModel(str(y), verbose=False)
+        for y in (CFG / "yolov8n-hsfpn.yaml", CFG / "yolov8n-finepath.yaml", "yolov8n.yaml")
+    )
+    assert is_hsfpn_model(path) and is_hsfpn_model(
+        type("AutoBackend", (), {"backend": type("B", (), {"model": path})})()
+    )
     validator = type("V", (), {})()
     monkeypatch.delenv(hooks.ENV_VAR, raising=False)
     assert is_hsfpn_model(hsfpn) and not is_hsfpn_model(plain) and not is_hsfpn_model(None)

@@ -23,6 +23,7 @@ SLOW_EXPORTS = (  # exported in the slow run only; yolov8n-hsfpn.yaml in the def
     "yolov8n-hsfpn-p2.yaml",
     "yolov8n-hsfpn-paper.yaml",
     "yolov8n-hsfpn-paper-p2.yaml",
+    "yolov8n-finepath-p2.yaml",
 )
 
 

@@ -22,7 +22,9 @@ def stock_checkpoint(name: str, path: Path) -> YOLO:
     return YOLO(path)  # checkpoints hold fp16 weights: compare with what the file holds
 
 
-@pytest.mark.parametrize("family", ["yolov8n-hsfpn.yaml", "yolov8n-hsfpn-p2.yaml"])
+@pytest.mark.parametrize(
+    "family", ["yolov8n-hsfpn.yaml", "yolov8n-hsfpn-p2.yaml", "yolov8n-finepath.yaml", "yolov8n-finepath-p2.yaml"]
+)
 def test_every_stock_tensor_transfers_and_the_model_starts_as_the_stock_one(family, tmp_path):
     stock_name = "yolov8n-p2.yaml" if "p2" in family else "yolov8n.yaml"
     stock = stock_checkpoint(stock_name, tmp_path / "stock.pt")
@@ -33,7 +35,8 @@ def test_every_stock_tensor_transfers_and_the_model_starts_as_the_stock_one(fami
     moved = {k: f"model.{mapping[int(k.split('.')[1])]}.{k.split('.', 2)[2]}" for k in theirs}
     for k, v in moved.items():  # all of them, each in its counterpart (a conv reading an appended input: leading part)
         assert torch.equal(theirs[k], ours[v][:, : theirs[k].shape[1]] if ours[v].shape != theirs[k].shape else ours[v])
-    # Zero-initialised gates: with the stock weights the HS-FPN model computes exactly the stock model's function
+    # Zero-initialised gates and zero weights for added inputs: with the stock weights the model computes exactly the
+    # stock model's function
     x = torch.rand(2, 3, 128, 96)
     with torch.inference_mode():
         a, b = stock.model.eval()(x)[0], model.model.eval()(x)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shlex
 import sys
 from datetime import datetime
@@ -23,13 +24,16 @@ def model_yaml(name: str) -> str:
     """Return the YAML to build model `name`: ours from cfg/, Ultralytics' own by name, or a path as given.
 
     Args:
-        name (str): e.g. 'yolov8n', 'yolov8s-p2', 'yolov8n-hsfpn', or a path to a model YAML.
+        name (str): e.g. 'yolov8n', 'yolov8s-p2', 'yolov8n-hsfpn', 'yolov8n-finepath', or a path to a model YAML.
     """
     if name.endswith((".yaml", ".yml")):
         return name
     import hsfpn_yolo
 
-    return str(hsfpn_yolo.CFG_DIR / f"{name}.yaml") if "hsfpn" in name else f"{name}.yaml"
+    # Scale letters are not in the file names: 'yolov8n-hsfpn' is cfg/yolov8-hsfpn.yaml at scale n (Ultralytics' rule)
+    family = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", name)
+    ours = (hsfpn_yolo.CFG_DIR / f"{family}.yaml").is_file()
+    return str(hsfpn_yolo.CFG_DIR / f"{name}.yaml") if ours else f"{name}.yaml"
 
 
 def model_name(model: str) -> str:

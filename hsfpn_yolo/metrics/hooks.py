@@ -19,7 +19,6 @@ from .report import format_line, save_report
 from .tiny import MAX_DETS, size_counts, tiny_ap
 
 ENV_VAR = "HSFPN_TINY_METRICS"  # "1": on for every detection model, "0": off even for HS-FPN models
-HSFPN_BLOCKS = frozenset({"HFP", "SDP"})
 _OFF = {"0", "false", "off", "no"}
 _STATE = "_hsfpn_tiny"  # validator attribute: TinyCollector while collecting, else None
 _FORCED = "_hsfpn_tiny_forced"  # validator attribute set by enable_tiny_metrics' callback
@@ -49,10 +48,11 @@ class TinyCollector:
 
 
 def is_hsfpn_model(model: Any) -> bool:
-    """Return whether a model contains HS-FPN blocks, matched by class name (AutoBackend-wrapped PyTorch models too)."""
+    """Return whether a model is an hsfpn-yolo one (`hsfpn_yolo.transfer.is_hsfpn`), AutoBackend-wrapped ones too."""
+    from hsfpn_yolo.transfer import is_hsfpn
+
     inner = getattr(getattr(model, "backend", None), "model", None)  # AutoBackend keeps the module on its backend
-    modules = getattr(inner if inner is not None else model, "modules", None)
-    return callable(modules) and any(type(m).__name__ in HSFPN_BLOCKS for m in modules())
+    return is_hsfpn(inner if inner is not None else model)
 
 
 def _wanted(validator, model: Any) -> bool:
