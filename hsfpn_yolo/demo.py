@@ -5,7 +5,7 @@ numbers can be read against the seed means in docs/design-study.md. Nothing is d
 locally and the model starts from scratch.
 
 Examples:
-    hsfpn-yolo demo                      # about 6 minutes on 2 CPU cores
+    hsfpn-yolo demo                      # about 4 minutes on 2 CPU cores
     hsfpn-yolo demo --device 0           # on a GPU
 """
 

@@ -1,10 +1,12 @@
-"""Print layers, parameters and GFLOPs at 640 for YOLOv8 baselines and every HS-FPN model, every scale.
+"""Print layers, parameters and GFLOPs at 640 for the stock baselines and every HS-FPN model, every scale.
 
-Usage: python scripts/model_table.py [--scales nsmlx] [--imgsz 640]
+Usage: python scripts/model_table.py [--scales nsmlx] [--imgsz 640] [--families yolov8,yolo11,yolo26] [--lines]
 
 Layers, parameters and the first GFLOPs column are the numbers of Ultralytics' own summary line (`model.info()`;
 thop counts convolutions and norms but not matrix products or attention); the second GFLOPs column is torch's
-`FlopCounterMode` on a real imgsz x imgsz forward (convolutions, matrix products and attention).
+`FlopCounterMode` on a real imgsz x imgsz forward (convolutions, matrix products and attention). Models are built
+unfused, as `YOLO(yaml)` builds them: the end-to-end YOLO26 heads count both branches (one-to-many and one-to-one).
+`--lines` prints the same numbers as the summary lines of the YAML headers instead of a Markdown table.
 """
 
 from __future__ import annotations
@@ -17,8 +19,34 @@ import torch
 import hsfpn_yolo  # noqa: F401  (registers the blocks)
 from hsfpn_yolo.bench.common import default_models, model_yaml
 from hsfpn_yolo.bench.speed import flops
-from ultralytics.nn.tasks import DetectionModel
+from ultralytics.nn.tasks import DetectionModel, OBBModel
 from ultralytics.utils.torch_utils import model_info
+
+# Per family: the models listed at one scale, stock ones first ('yolo11{}-p2' has no stock YAML: not listed)
+FAMILIES = {
+    "yolov8": lambda s: [
+        *default_models(s),
+        f"yolov8{s}-finepath",
+        f"yolov8{s}-finepath-p2",
+        f"yolov8{s}-hsfpn-paper",
+        f"yolov8{s}-hsfpn-paper-p2",
+    ],
+    "yolo11": lambda s: [
+        f"yolo11{s}",
+        f"yolo11{s}-hsfpn",
+        f"yolo11{s}-hsfpn-p2",
+        f"yolo11{s}-obb",
+        f"yolo11{s}-hsfpn-obb",
+    ],
+    "yolo26": lambda s: [
+        f"yolo26{s}",
+        f"yolo26{s}-hsfpn",
+        f"yolo26{s}-p2",
+        f"yolo26{s}-hsfpn-p2",
+        f"yolo26{s}-obb",
+        f"yolo26{s}-hsfpn-obb",
+    ],
+}
 
 
 def main() -> None:
@@ -26,15 +54,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", default="nsmlx", help="scales to list, e.g. 'n' or 'nsmlx'")
     parser.add_argument("--imgsz", type=int, default=640, help="input size for the GFLOPs columns")
+    parser.add_argument("--families", default=",".join(FAMILIES), help=f"families to list, from {','.join(FAMILIES)}")
+    parser.add_argument("--lines", action="store_true", help="print YAML-header summary lines instead of a table")
     args = parser.parse_args()
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    if unknown := set(families) - set(FAMILIES):
+        parser.error(f"unknown families {sorted(unknown)}, choose from {list(FAMILIES)}")
     print(f"# {date.today()}, torch {torch.__version__}")
-    print(f"| model | layers | parameters | GFLOPs@{args.imgsz} (Ultralytics) | GFLOPs@{args.imgsz} (full count) |")
-    print("|---|---:|---:|---:|---:|")
-    for scale in args.scales:
-        for name in [*default_models(scale), f"yolov8{scale}-hsfpn-paper", f"yolov8{scale}-hsfpn-paper-p2"]:
-            model = DetectionModel(model_yaml(name), verbose=False).eval()
-            layers, params, _, ul = model_info(model, imgsz=args.imgsz)
-            print(f"| {name} | {layers} | {params:,} | {ul:.1f} | {flops(model, args.imgsz)['gflops_full']:.1f} |")
+    if not args.lines:
+        print(f"| model | layers | parameters | GFLOPs@{args.imgsz} (Ultralytics) | GFLOPs@{args.imgsz} (full count) |")
+        print("|---|---:|---:|---:|---:|")
+    for family in families:
+        for scale in args.scales:
+            for name in FAMILIES[family](scale):
+                cls = OBBModel if name.endswith("-obb") else DetectionModel
+                model = cls(model_yaml(name), verbose=False).eval()
+                layers, params, _, ul = model_info(model, imgsz=args.imgsz)
+                full = flops(model, args.imgsz)["gflops_full"]
+                if args.lines:
+                    print(
+                        f"{name}: {layers} layers, {params:,} parameters, {ul:.1f} GFLOPs (FlopCounterMode: {full:.1f})"
+                    )
+                else:
+                    print(f"| {name} | {layers} | {params:,} | {ul:.1f} | {full:.1f} |")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ import yaml
 
 import hsfpn_yolo  # noqa: F401
 from hsfpn_yolo.nn import HFP, SDP, Sum
-from hsfpn_yolo.transfer import layer_map
 from tests.conftest import CFG
+from tests.stock import assert_stock_layers_kept
 from ultralytics.nn.tasks import DetectionModel
 
 SCALES = [*"nsml", pytest.param("x", marks=pytest.mark.slow)]  # the x scale only in the slow run
@@ -57,15 +57,8 @@ def test_default_necks_are_the_stock_neck_with_blocks_inserted(family, scale):
     """Every stock layer with weights has a counterpart of its type and tensor shapes (a conv after a Concat with an
     input appended reads more channels, nothing else changes); the HS-FPN blocks are gated."""
     model, stock = build(family.format(scale)), stock_of(family, scale)
-    mapping = layer_map(stock, model)
-    weighted = [i for i, m in enumerate(stock.model) if next(m.parameters(), None) is not None]
-    assert set(weighted) <= set(mapping) and len(mapping) >= len(stock.model) - 1
-    for i, j in mapping.items():
-        assert type(stock.model[i]) is type(model.model[j])
-        ours = model.model[j].state_dict()
-        for k, v in stock.model[i].state_dict().items():
-            t = ours[k]
-            assert t.shape == v.shape or (t.ndim == 4 and t.shape[::2] == v.shape[::2] and t.shape[1] > v.shape[1])
+    _, widened = assert_stock_layers_kept(stock, model)
+    assert len(widened) == 1  # the node that reads the appended path
     hfp, sdp = STOCK_PLUS[family]
     blocks = [m for m in model.model if isinstance(m, (HFP, SDP))]
     assert sum(isinstance(m, HFP) for m in blocks) == hfp and sum(isinstance(m, SDP) for m in blocks) == sdp

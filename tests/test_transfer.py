@@ -1,25 +1,12 @@
 """Stock checkpoints (e.g. COCO-pretrained yolov8n.pt) load into the HS-FPN models, neck layers included."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from hsfpn_yolo.transfer import layer_map
 from tests.conftest import CFG
+from tests.stock import stock_checkpoint
 from ultralytics import YOLO
-
-
-def stock_checkpoint(name: str, path: Path) -> YOLO:
-    """Save a stock model with non-trivial BatchNorm statistics as an Ultralytics checkpoint; return it as loaded."""
-    torch.manual_seed(0)
-    model = YOLO(name)
-    for m in model.model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):  # away from the identity defaults, so equal outputs mean something
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    model.save(path)
-    return YOLO(path)  # checkpoints hold fp16 weights: compare with what the file holds
 
 
 @pytest.mark.parametrize(

@@ -42,13 +42,15 @@ def model_name(model: str) -> str:
 
 
 def baseline_of(name: str) -> str:
-    """Return the plain YOLOv8 of the same scale, the denominator of every ratio (e.g. yolov8s-hsfpn -> yolov8s)."""
+    """Return the plain YOLO of the same generation and scale, the denominator of every ratio (e.g. yolov8s-hsfpn ->
+    yolov8s, yolo26n-hsfpn-p2 -> yolo26n)."""
     stem = Path(name).stem
-    return stem[: len("yolov8") + 1] if stem.startswith("yolov8") else stem
+    m = re.match(r"yolo(v\d+|\d+)[nslmx]", stem)
+    return m.group(0) if m else stem
 
 
 def counterpart(name: str) -> str:
-    """Return the stock model an HS-FPN model is measured against: yolov8{s}-p2 for P2 models, else yolov8{s}.
+    """Return the stock model an HS-FPN model is measured against: yolo..{s}-p2 for P2 models, else yolo..{s}.
 
     Args:
         name (str): Model name or YAML path, e.g. 'yolov8n-hsfpn', 'cfg/study/yolov8n-hsfpn-native-ref-p2.yaml'.
