@@ -37,3 +37,13 @@ def assert_stock_layers_kept(stock: torch.nn.Module, model: torch.nn.Module) -> 
             if t.shape != v.shape:
                 widened.add(j)
     return mapping, widened
+
+
+def assert_stock_tensors_transferred(stock: YOLO, model: YOLO) -> None:
+    """Assert every tensor of `stock` sits in its counterpart layer of `model` after `model.load` (a conv reading an
+    appended Concat input holds it as its leading input channels)."""
+    ours, theirs = model.model.state_dict(), stock.model.state_dict()
+    mapping = layer_map(stock.model, model.model)
+    for k, v in theirs.items():
+        t = ours[f"model.{mapping[int(k.split('.')[1])]}.{k.split('.', 2)[2]}"]
+        assert torch.equal(v, t[:, : v.shape[1]] if t.shape != v.shape else t), k

@@ -5,7 +5,7 @@ import torch
 
 from hsfpn_yolo.transfer import layer_map
 from tests.conftest import CFG
-from tests.stock import stock_checkpoint
+from tests.stock import assert_stock_tensors_transferred, stock_checkpoint
 from ultralytics import YOLO
 
 
@@ -17,11 +17,7 @@ def test_every_stock_tensor_transfers_and_the_model_starts_as_the_stock_one(fami
     stock = stock_checkpoint(stock_name, tmp_path / "stock.pt")
     model = YOLO(str(CFG / family))
     model.load(tmp_path / "stock.pt")
-    ours, theirs = model.model.state_dict(), stock.model.state_dict()
-    mapping = layer_map(stock.model, model.model)
-    moved = {k: f"model.{mapping[int(k.split('.')[1])]}.{k.split('.', 2)[2]}" for k in theirs}
-    for k, v in moved.items():  # all of them, each in its counterpart (a conv reading an appended input: leading part)
-        assert torch.equal(theirs[k], ours[v][:, : theirs[k].shape[1]] if ours[v].shape != theirs[k].shape else ours[v])
+    assert_stock_tensors_transferred(stock, model)
     # Zero-initialised gates and zero weights for added inputs: with the stock weights the model computes exactly the
     # stock model's function
     x = torch.rand(2, 3, 128, 96)

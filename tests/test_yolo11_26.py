@@ -11,7 +11,7 @@ import hsfpn_yolo  # noqa: F401  (registers the blocks)
 from hsfpn_yolo.nn import HFP, SDP
 from hsfpn_yolo.transfer import layer_map
 from tests.conftest import CFG
-from tests.stock import assert_stock_layers_kept, stock_checkpoint
+from tests.stock import assert_stock_tensors_transferred, assert_stock_layers_kept, stock_checkpoint
 from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel, OBBModel, yaml_model_load
 
@@ -103,11 +103,7 @@ def test_every_stock_tensor_transfers_and_the_model_starts_as_the_stock_one(fami
     model = YOLO(str(CFG / family.format("n")))
     assert model.task == stock.task == ("obb" if "obb" in family else "detect")
     model.load(tmp_path / "stock.pt")
-    ours, theirs = model.model.state_dict(), stock.model.state_dict()
-    mapping = layer_map(stock.model, model.model)
-    moved = {k: f"model.{mapping[int(k.split('.')[1])]}.{k.split('.', 2)[2]}" for k in theirs}
-    for k, v in moved.items():  # all of them, each in its counterpart (a conv reading an appended input: leading part)
-        assert torch.equal(theirs[k], ours[v][:, : theirs[k].shape[1]] if ours[v].shape != theirs[k].shape else ours[v])
+    assert_stock_tensors_transferred(stock, model)
     # Zero-initialised gates and zero weights for the appended input: the model computes the stock model's function.
     # Compared: the decoded output, the raw head outputs and the features entering the head; for the end-to-end
     # (YOLO26) models also the one-to-one branch's NMS-free output (top max_det boxes, scores, classes).

@@ -149,6 +149,22 @@ def spread(values: list[float]) -> dict[str, float | int | None]:
     return {"n": len(values), "mean": statistics.fmean(values), "std": sd, "min": min(values), "max": max(values)}
 
 
+def difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the difference of two `spread` means, its standard error and verdict (None where a mean is missing).
+
+    Args:
+        a (dict): `spread` of the model.
+        b (dict): `spread` of the model it is compared with.
+    """
+    if a["mean"] is None or b["mean"] is None:
+        return None
+    diff = a["mean"] - b["mean"]
+    se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
+    enough = a["n"] > 1 and b["n"] > 1
+    verdict = "gain" if enough and diff > 2 * se else "loss" if enough and diff < -2 * se else "within noise"
+    return {"diff": diff, "se": se, "verdict": verdict}
+
+
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Aggregate the per-seed runs per model and compare each model with its stock counterpart.
 
@@ -171,14 +187,8 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         s["baseline"] = base["model"]
         for k in METRICS:
-            a, b = s[k], base[k]
-            if a["mean"] is None or b["mean"] is None:
-                continue
-            diff = a["mean"] - b["mean"]
-            se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
-            enough = a["n"] > 1 and b["n"] > 1
-            verdict = "gain" if enough and diff > 2 * se else "loss" if enough and diff < -2 * se else "within noise"
-            s[f"delta_{k}"] = {"diff": diff, "se": se, "verdict": verdict}
+            if (d := difference(s[k], base[k])) is not None:
+                s[f"delta_{k}"] = d
         for k in TIMES:
             if s[k]["mean"] and base[k]["mean"]:
                 s[f"ratio_{k}"] = s[k]["mean"] / base[k]["mean"]
