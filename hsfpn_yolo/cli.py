@@ -50,7 +50,7 @@ def cmd_synth(args: argparse.Namespace) -> None:
     from hsfpn_yolo.data.synth import SPLITS, generate, size_histogram
 
     # Options left out are not passed, so the generator's own defaults apply
-    kwargs = {k: getattr(args, k) for k in ("train", "val", "imgsz", "seed") if hasattr(args, k)}
+    kwargs = {k: getattr(args, k) for k in ("train", "val", "imgsz", "seed", "obb") if hasattr(args, k)}
     summary = generate(args.dst, **kwargs)
     for split in SPLITS:  # the box-size distribution in the AI-TOD buckets (sqrt of box area, px)
         if summary["images"][split]:
@@ -279,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=int, default=argparse.SUPPRESS, metavar="M", help="number of validation images")
     p.add_argument("--imgsz", type=int, default=argparse.SUPPRESS, metavar="S", help="image size in pixels")
     p.add_argument("--seed", type=int, default=argparse.SUPPRESS, metavar="K", help="random seed")
+    p.add_argument("--obb", action="store_true", default=argparse.SUPPRESS, help="oriented-box labels (yolo obb train)")
     p.set_defaults(func=cmd_synth)
 
     p = commands.add_parser(

@@ -17,6 +17,7 @@ import sys
 
 import torch
 
+from . import lookup
 from .nn import HFP, SDP, ConvReLU, DCTHighPass, LayerScale, Sum
 from .transfer import wrap_load
 
@@ -140,8 +141,9 @@ def wrap_parse_model(stock):
 
 
 def register() -> None:
-    """Expose the blocks in Ultralytics' namespaces, wrap its YAML parser and weight loading, and allow the blocks
-    under safe loading (idempotent). The tiny-object metrics are installed separately (`hsfpn_yolo.metrics.install`).
+    """Expose the blocks in Ultralytics' namespaces, wrap its YAML parser, model YAML lookup and weight loading, and
+    allow the blocks under safe loading (idempotent). The tiny-object metrics are installed separately
+    (`hsfpn_yolo.metrics.install`).
     """
     # Registration may run while `ultralytics.nn` is still importing `tasks`, so look modules up in sys.modules.
     tasks, modules = (importlib.import_module(f"ultralytics.nn.{m}") for m in ("tasks", "modules"))
@@ -152,6 +154,7 @@ def register() -> None:
         setattr(modules, name, cls)
     tasks.parse_model = wrap_parse_model(tasks.parse_model)
     tasks.BaseModel.load = wrap_load(tasks.BaseModel.load)  # stock checkpoints transfer into HS-FPN necks too
+    lookup.install(tasks)  # bare names such as 'yolov8n-hsfpn.yaml' find the packaged YAMLs
     package = sys.modules.get("ultralytics.nn")
     if package is not None and hasattr(package, "parse_model"):  # re-exported copy, once `ultralytics.nn` is loaded
         package.parse_model = tasks.parse_model

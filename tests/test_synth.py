@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -73,6 +74,39 @@ def test_labels_are_valid_tiny_boxes(small):
     assert len(labels) / (SMALL["train"] + SMALL["val"]) >= 5  # many objects per image
 
 
+def test_obb_labels_are_rotated_rectangles_around_the_same_objects(small, tmp_path):
+    """With obb the images are the same; each label is a rectangle (4 right angles) inside the image that spans the
+    object's axis-aligned box but is no larger in area; rotated objects get rotated rectangles."""
+    dst, _ = small
+    obb = tmp_path / "obb"
+    summary = synth.generate(obb, **SMALL, obb=True, progress=False)
+    files, obb_files = _files(dst), _files(obb)
+    assert {k: v for k, v in files.items() if k.startswith("images")} == {
+        k: v for k, v in obb_files.items() if k.startswith("images")
+    }
+    for split in synth.SPLITS:
+        boxes = _labels(dst, split)
+        rows = [l.split() for f in sorted((obb / "labels" / split).glob("*.txt")) for l in f.read_text().splitlines()]
+        assert all(len(r) == 9 for r in rows) and len(rows) == len(boxes) == summary["boxes"][split]
+        quads = np.array(rows, float)
+        assert (quads[:, 0] == boxes[:, 0]).all()
+        corners = quads[:, 1:].reshape(-1, 4, 2) * SMALL["imgsz"]
+        assert (corners >= 0).all() and (corners <= SMALL["imgsz"]).all()
+        lo, hi = (
+            (boxes[:, 1:3] - boxes[:, 3:] / 2) * SMALL["imgsz"],
+            (boxes[:, 1:3] + boxes[:, 3:] / 2) * SMALL["imgsz"],
+        )
+        assert (corners.min(1) <= lo + 0.01).all() and (corners.max(1) >= hi - 0.01).all()  # it holds the box's pixels
+        sides = np.roll(corners, -1, 1) - corners
+        area = np.abs(np.cross(sides[:, 0], sides[:, 1]))
+        assert (area <= boxes[:, 3] * boxes[:, 4] * SMALL["imgsz"] ** 2 + 0.01).all()
+        dots = (sides * np.roll(sides, -1, 1)).sum(2) / np.linalg.norm(sides, axis=2).clip(1e-9) ** 2
+        assert np.abs(dots).max() < 0.01  # right angles
+        angles = np.degrees(np.arctan2(sides[:, 0, 1], sides[:, 0, 0])) % 90
+        assert ((angles > 5) & (angles < 85)).mean() > 0.3  # most objects are rotated, so are their boxes
+    assert synth.size_histogram(obb, "val")["other"] == 0
+
+
 def test_size_histogram(small):
     """The histogram counts every box once, in the bucket of its sqrt(area) in pixels."""
     dst, summary = small
@@ -96,7 +130,8 @@ def test_size_histogram_edges(tmp_path):
 
 
 def test_stamp_box_is_tight_box_of_drawn_pixels():
-    """What _stamp reports is exactly the bounding box of the pixels it changed, clipped to the image."""
+    """What _stamp reports is exactly the bounding box of the pixels it changed, clipped to the image, and a rotated
+    rectangle inside the image that holds every changed pixel and is no larger than the box."""
     rng = np.random.default_rng(0)
     for cls in range(len(synth.CLASS_NAMES)):
         for xy in ([32.3, 30.7], [1.0, 40.0], [62.5, 63.2]):  # inside, clipped left, clipped bottom-right corner
@@ -104,17 +139,21 @@ def test_stamp_box_is_tight_box_of_drawn_pixels():
             sil, inner = synth._shape(cls, rng)
             theta, xy = rng.uniform(0, 2 * np.pi), np.array(xy)
             scale = synth._scale(sil, theta, 14.0)
-            box, why = synth._stamp(
+            box, quad, why = synth._stamp(
                 img, synth._pose(sil, theta, scale, xy), synth._pose(inner, theta, scale, xy), np.full(3, 200.0), 0.5, 1
             )
             if box is None:  # too little left inside the image: nothing may be drawn
-                assert why == "border" and not img.any()
+                assert why == "border" and quad is None and not img.any()
                 continue
             ys, xs = np.nonzero(img.any(2))
             assert box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) and why == ""
+            assert quad.shape == (4, 2) and (quad >= 0).all() and (quad <= 64).all()
+            inside = [cv2.pointPolygonTest(quad, (x + 0.5, y + 0.5), True) for x, y in zip(xs, ys)]
+            assert min(inside) >= 0.5 - 1e-3  # whole pixels: every drawn pixel's centre is half a pixel in
+            assert cv2.contourArea(quad) <= (box[2] - box[0]) * (box[3] - box[1]) + 1e-3
     img = np.zeros((64, 64, 3), np.float32)
     sil = synth._pose([synth._disc(0.5)], 0.0, 10.0, np.array([-4.5, 30.0]))  # only ~0.5 px left inside the image
-    assert synth._stamp(img, sil, [], np.full(3, 200.0), 0, 1) == (None, "border") and not img.any()
+    assert synth._stamp(img, sil, [], np.full(3, 200.0), 0, 1) == (None, None, "border") and not img.any()
 
 
 def test_deterministic(tmp_path):

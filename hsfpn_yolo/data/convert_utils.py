@@ -71,9 +71,10 @@ class ConversionSummary:
             LOGGER.warning(f"... and {len(self.skipped) - 10} more skipped items, see {Path(self.dst) / MANIFEST}")
 
 
-def yolo_row(cls: int, xc: float, yc: float, w: float, h: float) -> str:
-    """Return one YOLO label line 'cls xc yc w h' from a normalised box, with 6 decimals."""
-    return f"{int(cls)} {xc:.6f} {yc:.6f} {w:.6f} {h:.6f}"
+def yolo_row(cls: int, *coords: float) -> str:
+    """Return one YOLO label line from normalised coordinates with 6 decimals: 'cls xc yc w h' for a box,
+    'cls x1 y1 x2 y2 x3 y3 x4 y4' for an oriented box."""
+    return " ".join([str(int(cls)), *(f"{v:.6f}" for v in coords)])
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Built-in synthetic AI-TOD-like tiny-object dataset, rendered offline with numpy + OpenCV.
 
 Five classes that differ in shape and colour (tens per image, 2-32 px, mean ~12 px) are scattered over cluttered
-aerial-like backgrounds with unlabelled distractors, then saved in the Ultralytics YOLO layout::
+aerial-like backgrounds with unlabelled distractors, then saved in the Ultralytics YOLO layout (with `obb=True` the
+labels are oriented boxes, `cls x1 y1 ... x4 y4`: the smallest rotated rectangle around each drawn object)::
 
     dst/images/{train,val}/*.jpg  dst/labels/{train,val}/*.txt  dst/data.yaml  dst/synth.json
 
@@ -112,10 +113,24 @@ def _extent(a: np.ndarray) -> tuple[int, int, int, int] | None:
     return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1) if cols.size else None
 
 
+def _quad(cov: np.ndarray, x0: int, y0: int, size: int) -> np.ndarray:
+    """Return the corners (4, 2) of the smallest rotated rectangle around the non-zero pixels (as squares) of a patch
+    at (x0, y0), or of their axis-aligned box where that rectangle would leave the (size, size) image."""
+    ys, xs = np.nonzero(cov)
+    corners = np.stack([xs, ys], 1)[:, None] + np.array([(0, 0), (1, 0), (0, 1), (1, 1)])  # every pixel's corners
+    corners = (corners.reshape(-1, 2) + (x0, y0)).astype(np.float32)
+    quad = cv2.boxPoints(cv2.minAreaRect(corners))
+    if quad.min() < 0 or quad.max() > size:  # OBB labels must stay inside the image
+        (xa, ya), (xb, yb) = corners.min(0), corners.max(0)
+        quad = np.array([(xa, ya), (xb, ya), (xb, yb), (xa, yb)], np.float32)
+    return quad
+
+
 def _stamp(
     img: np.ndarray, sil: list[np.ndarray], inner: list[np.ndarray], colour: np.ndarray, gain: float, opacity: float
-) -> tuple[tuple[int, int, int, int] | None, str]:
-    """Blend one shape into img and return (tight box clipped to the image, '') or (None, why it was not drawn)."""
+) -> tuple[tuple[int, int, int, int] | None, np.ndarray | None, str]:
+    """Blend one shape into img; return (tight box, rotated box corners, '') clipped to the image, or (None, None, why
+    it was not drawn)."""
     pts = np.concatenate(sil)
     origin = np.floor(pts.min(0)) - 1
     x0, y0 = int(origin[0]), int(origin[1])
@@ -124,20 +139,21 @@ def _stamp(
     cov[cov < _COVERAGE] = 0
     box = _extent(cov)
     if box is None or min(box[2] - box[0], box[3] - box[1]) < 2:
-        return None, "tiny"
+        return None, None, "tiny"
     size = img.shape[0]
     xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + w, size), min(y0 + h, size)
     clipped = cov[ya - y0 : yb - y0, xa - x0 : xb - x0] if xb > xa and yb > ya else cov[:0, :0]
     box = _extent(clipped)
     if box is None or min(box[2] - box[0], box[3] - box[1]) < 2:
-        return None, "border"
+        return None, None, "border"
     colour = np.broadcast_to(colour, clipped.shape + (3,))
     if inner:
         shade = _coverage(inner, origin, (h, w))[ya - y0 : yb - y0, xa - x0 : xb - x0]
         colour = colour * (1 - gain * shade)[..., None]
     region = img[ya:yb, xa:xb]
     region += (clipped * opacity)[..., None] * (colour - region)
-    return (xa + box[0], ya + box[1], xa + box[2], ya + box[3]), ""
+    quad = _quad(clipped, xa, ya, size)
+    return (xa + box[0], ya + box[1], xa + box[2], ya + box[3]), quad, ""
 
 
 def _noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -238,10 +254,9 @@ def _clutter(rng: np.random.Generator, img: np.ndarray, n: int) -> None:
         _stamp(img, _pose(polys, theta, scale, rng.uniform(0, size, 2)), [], colour, 0, rng.uniform(0.6, 1))
 
 
-def _objects(
-    rng: np.random.Generator, img: np.ndarray, roads: list, dropped: dict[str, int]
-) -> list[tuple[int, int, int, int, int]]:
-    """Draw the labelled objects without overlaps and return their (cls, x0, y0, x1, y1) pixel boxes."""
+def _objects(rng: np.random.Generator, img: np.ndarray, roads: list, dropped: dict[str, int]) -> list[tuple]:
+    """Draw the labelled objects without overlaps; return (cls, x0, y0, x1, y1, x1', y1', ..., x4', y4') per object:
+    the pixel box, then the rotated box's corners."""
     size = img.shape[0]
     nc = len(CLASS_NAMES)
     clusters = [(rng.uniform(0, size, 2), int(rng.choice(nc, p=_FREQ))) for _ in range(rng.integers(0, 4))]
@@ -270,38 +285,42 @@ def _objects(
         else:
             dropped["no_room"] += 1
             continue
-        box, why = _stamp(img, pose, _pose(inner, theta, scale, xy), colour, _INNER_GAIN[cls], 1.0)
+        box, quad, why = _stamp(img, pose, _pose(inner, theta, scale, xy), colour, _INNER_GAIN[cls], 1.0)
         if box is None:
             dropped[why] += 1
             continue
         placed = np.vstack([placed, ext[None].astype(np.float32)])
-        labels.append((cls, *box))
+        labels.append((cls, *box, *quad.ravel().tolist()))
     return labels
 
 
-def render(rng: np.random.Generator, imgsz: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+def render(rng: np.random.Generator, imgsz: int, obb: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Render one image.
 
     Args:
         rng (np.random.Generator): Source of randomness; the image is a pure function of its state.
         imgsz (int): Square image side in pixels.
+        obb (bool): Return oriented boxes instead of axis-aligned ones (the image is the same).
 
     Returns:
         (np.ndarray): BGR uint8 image (imgsz, imgsz, 3).
-        (np.ndarray): Labels (n, 5) as cls, xc, yc, w, h normalised to [0, 1].
+        (np.ndarray): Labels (n, 5) as cls, xc, yc, w, h normalised to [0, 1]; with `obb`, (n, 9) as cls, x1, y1, ...,
+            x4, y4 (the corners of the smallest rotated rectangle around the drawn object) normalised to [0, 1].
         (dict[str, int]): Objects not drawn, by reason ('border', 'tiny', 'no_room').
     """
     img = _background(rng, imgsz)
     roads = _roads(rng, img)
     _clutter(rng, img, int(rng.poisson(_DENSITY * imgsz * imgsz * 0.5)))
     dropped = {"border": 0, "tiny": 0, "no_room": 0}
-    boxes = np.array(_objects(rng, img, roads, dropped), np.float64).reshape(-1, 5)
+    objects = np.array(_objects(rng, img, roads, dropped), np.float64).reshape(-1, 13)
     img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 0.7))  # optics: blur first, then sensor noise
     noise = rng.standard_normal(img.shape[:2], dtype=np.float32) * np.float32(rng.uniform(1.5, 4.0))
     img += (noise + 0.5)[..., None]  # luminance noise (a third of the cost of per-channel); +0.5: the cast truncates
     img = np.clip(img, 0, 255, out=img).astype(np.uint8)
-    xyxy = boxes[:, 1:] / imgsz
-    labels = np.column_stack([boxes[:, 0], (xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]])
+    if obb:
+        return img, np.column_stack([objects[:, 0], objects[:, 5:] / imgsz]), dropped
+    xyxy = objects[:, 1:5] / imgsz
+    labels = np.column_stack([objects[:, 0], (xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]])
     return img, labels, dropped
 
 
@@ -335,7 +354,7 @@ def _render_splits(writer: DatasetWriter, params: dict[str, int], progress: bool
             writer.add_folder(split)
             boxes[split] = 0
             for i in range(params[split]):
-                img, labels, why = render(np.random.default_rng([seed, split_id, i]), imgsz)
+                img, labels, why = render(np.random.default_rng([seed, split_id, i]), imgsz, bool(params.get("obb")))
                 name = PurePosixPath(split, f"{split}_{i:06d}.jpg")
                 writer.add(Sample(name, _encode_image(img), (imgsz, imgsz), [yolo_row(*r) for r in labels.tolist()]))
                 boxes[split] += len(labels)
@@ -395,6 +414,7 @@ def generate(
     imgsz: int = DEFAULTS["imgsz"],
     seed: int = DEFAULTS["seed"],
     progress: bool = True,
+    obb: bool = False,
 ) -> dict[str, Any]:
     """Generate the synthetic tiny-object dataset at dst, atomically and only if it is not already there.
 
@@ -405,6 +425,7 @@ def generate(
         imgsz (int): Square image side in pixels; object sizes are in pixels and do not scale with it.
         seed (int): Seed; the same arguments and seed give byte-identical files.
         progress (bool): Show a progress bar and log a summary line (imports ultralytics lazily).
+        obb (bool): Write oriented-box labels for Ultralytics' OBB task (same images as without it).
 
     Returns:
         (dict[str, Any]): Summary with 'path', 'images' and 'boxes' per split, 'instances' per class, 'dropped'
@@ -415,6 +436,8 @@ def generate(
         raise ValueError(f"need train >= 0, val >= 0 and imgsz >= 32, got train={train}, val={val}, imgsz={imgsz}")
     dst = Path(dst).expanduser().resolve()
     params = {"train": int(train), "val": int(val), "imgsz": int(imgsz), "seed": int(seed)}
+    if obb:  # only then, so that the manifests of axis-aligned sets written before stay valid
+        params["obb"] = 1
     t = time.time()
     summary = _complete(dst, params)
     cached = summary is not None
@@ -449,12 +472,13 @@ def _log(summary: dict[str, Any], dt: float) -> None:
     )
 
 
-def download(data: dict[str, Any]) -> dict[str, Any]:
+def download(data: dict[str, Any], obb: bool = False) -> dict[str, Any]:
     """Generate the dataset for an Ultralytics data YAML whose `download:` snippet runs `download(yaml)`.
 
     Args:
         data (dict[str, Any]): The data dict Ultralytics passes to the snippet; data['path'] is the dataset root.
             Sizes default to DEFAULTS and may be overridden by HSFPN_SYNTH_{TRAIN,VAL,IMGSZ,SEED} env variables.
+        obb (bool): Oriented-box labels.
 
     Returns:
         (dict[str, Any]): The generate() summary.
@@ -464,17 +488,25 @@ def download(data: dict[str, Any]) -> dict[str, Any]:
     if names is not None and list(names) != list(CLASS_NAMES):
         raise ValueError(f"data YAML names {names} do not match the generator's CLASS_NAMES {list(CLASS_NAMES)}")
     kwargs = {k: int(os.environ[ENV_PREFIX + k.upper()]) for k in DEFAULTS if os.environ.get(ENV_PREFIX + k.upper())}
-    return generate(Path(data["path"]), **kwargs)
+    return generate(Path(data["path"]), obb=obb, **kwargs)
 
 
 def _read_labels(dst: str | Path, split: str) -> np.ndarray:
-    """Return all labels of a split as an (n, 5) float array (cls, xc, yc, w, h)."""
+    """Return all labels of a split as an (n, 5) (cls, xc, yc, w, h) or (n, 9) (cls, x1, y1, ..., x4, y4) array."""
     rows = [np.loadtxt(f, ndmin=2) for f in sorted((Path(dst) / "labels" / split).glob("*.txt")) if f.stat().st_size]
-    return np.concatenate(rows).reshape(-1, 5) if rows else np.zeros((0, 5))
+    return np.concatenate(rows) if rows else np.zeros((0, 5))
+
+
+def _label_areas(labels: np.ndarray) -> np.ndarray:
+    """Return the normalised area of each box, or of each oriented box (shoelace formula over its corners)."""
+    if labels.shape[1] == 5:
+        return labels[:, 3] * labels[:, 4]
+    x, y = labels[:, 1::2], labels[:, 2::2]
+    return np.abs((x * np.roll(y, -1, 1) - np.roll(x, -1, 1) * y).sum(1)) / 2
 
 
 def size_histogram(dst: str | Path, split: str = "train", imgsz: int | None = None) -> dict[str, int]:
-    """Count a split's boxes by sqrt(box area) in pixels over the AI-TOD size buckets.
+    """Count a split's boxes (or oriented boxes) by sqrt(box area) in pixels over the AI-TOD size buckets.
 
     Args:
         dst (str | Path): Dataset root with labels/<split>/*.txt.
@@ -488,6 +520,6 @@ def size_histogram(dst: str | Path, split: str = "train", imgsz: int | None = No
     if imgsz is None:
         imgsz = json.loads((Path(dst) / MANIFEST).read_text())["params"]["imgsz"]
     labels = _read_labels(dst, split)
-    s = np.round(np.sqrt(labels[:, 3] * labels[:, 4]) * imgsz, 3)  # 6-decimal labels: undo rounding at bucket edges
+    s = np.round(np.sqrt(_label_areas(labels)) * imgsz, 3)  # 6-decimal labels: undo rounding at bucket edges
     counts = bucket_counts(s)
     return {**{name: counts[k] for name, k in zip(SIZE_BUCKETS, RANGES)}, OTHER: counts[OTHER]}
