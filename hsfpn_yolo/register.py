@@ -17,6 +17,7 @@ import sys
 
 import torch
 
+from .export import wrap_exporter_call
 from .nn import HFP, SDP, ConvReLU, DCTHighPass, LayerScale, Sum
 from .transfer import wrap_load
 
@@ -140,8 +141,8 @@ def wrap_parse_model(stock):
 
 
 def register() -> None:
-    """Expose the blocks in Ultralytics' namespaces, wrap its YAML parser and weight loading, and allow the blocks
-    under safe loading (idempotent). The tiny-object metrics are installed separately (`hsfpn_yolo.metrics.install`).
+    """Expose the blocks in Ultralytics' namespaces, wrap its YAML parser, weight loading and exporter, and allow the
+    blocks under safe loading (idempotent). The tiny-object metrics are installed separately (`hsfpn_yolo.metrics.install`).
     """
     # Registration may run while `ultralytics.nn` is still importing `tasks`, so look modules up in sys.modules.
     tasks, modules = (importlib.import_module(f"ultralytics.nn.{m}") for m in ("tasks", "modules"))
@@ -155,4 +156,6 @@ def register() -> None:
     package = sys.modules.get("ultralytics.nn")
     if package is not None and hasattr(package, "parse_model"):  # re-exported copy, once `ultralytics.nn` is loaded
         package.parse_model = tasks.parse_model
+    exporter = importlib.import_module("ultralytics.engine.exporter")
+    exporter.Exporter.__call__ = wrap_exporter_call(exporter.Exporter.__call__)  # HS-FPN exports checked
     torch.serialization.add_safe_globals([*BLOCKS.values(), ConvReLU, DCTHighPass, LayerScale])
