@@ -13,7 +13,8 @@ import torch
 from hsfpn_yolo import export as hsfpn_export
 from hsfpn_yolo.data.synth import generate
 from hsfpn_yolo.export import ExportParityError, first_tensor
-from hsfpn_yolo.nn import HFP, SDP, LayerScale
+from hsfpn_yolo.bench.common import make_responsive
+from hsfpn_yolo.nn import HFP, SDP
 from tests.conftest import CFG
 from ultralytics import YOLO
 from ultralytics.nn.autobackend import AutoBackend
@@ -52,8 +53,8 @@ def deploy_dir(work_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(deploy_dir) -> dict[str, Path]:
-    """Checkpoints of a 1-epoch training of each model, with the residual gates then opened to 0.5-1 so the blocks
-    weigh in the output that is compared (after one epoch they are still near their zero start)."""
+    """Checkpoints of a 1-epoch training of each model, made responsive (`make_responsive`): their output depends on
+    the input and on the blocks, which the fixture checks."""
     generate(deploy_dir / "tiny", train=16, val=8, imgsz=128, seed=2, progress=False)
     out = {}
     for name in MODELS:
@@ -72,10 +73,7 @@ def trained(deploy_dir) -> dict[str, Path]:
             val=False,
         )
         model = YOLO(model.trainer.last)
-        torch.manual_seed(0)
-        for m in model.model.modules():
-            if isinstance(m, LayerScale):
-                m.gamma.data.uniform_(0.5, 1.0)
+        make_responsive(model.model)
         out[name] = deploy_dir / f"{Path(name).stem}.pt"
         model.save(out[name])
         x = np.random.default_rng(0).random((1, 3, 128, 128), dtype=np.float32)
@@ -125,16 +123,10 @@ def test_export_runs_and_matches_pytorch(trained, deploy_dir, name, fmt):
 
 @pytest.fixture
 def gated_model(tmp_path, monkeypatch) -> YOLO:
-    """An untrained yolov8n-hsfpn exporting into a scratch folder, with its gates opened and small BatchNorm variances:
-    freshly initialised, its features fade to nothing before the head and every input gives the same output."""
+    """An untrained, responsive (`make_responsive`) yolov8n-hsfpn exporting into a scratch folder."""
     monkeypatch.chdir(tmp_path)
     model = YOLO(str(CFG / "yolov8n-hsfpn.yaml"))
-    torch.manual_seed(0)
-    for m in model.model.modules():
-        if isinstance(m, LayerScale):
-            m.gamma.data.uniform_(0.5, 1.0)
-        elif isinstance(m, torch.nn.BatchNorm2d):
-            m.running_var.uniform_(0.002, 0.02)
+    make_responsive(model.model)
     return model
 
 

@@ -126,3 +126,28 @@ def save_json(path: str | Path, data: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def make_responsive(model, seed: int = 0, var_scale: float = 0.02) -> None:
+    """Make a briefly trained (or fresh) model's raw output depend on its input and on its HS-FPN blocks, in place.
+
+    After one epoch on a small set the head still gives about its initial constant output (the features fade before
+    the head), so an export could drop a block and still match. Opening the residual gates to 0.5-1 and dividing every
+    BatchNorm variance by 1/`var_scale` makes the features, and so the boxes and scores, vary with the input.
+
+    Args:
+        model (torch.nn.Module): Ultralytics detection model.
+        seed (int): Seed of the gate values.
+        var_scale (float): Factor applied to every BatchNorm running variance.
+    """
+    import torch
+
+    from hsfpn_yolo.nn import LayerScale
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, LayerScale):
+                m.gamma.copy_(0.5 + 0.5 * torch.rand(m.gamma.shape, generator=generator))
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.mul_(var_scale)
