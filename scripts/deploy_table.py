@@ -59,17 +59,21 @@ def export(ckpt: Path, fmt: str, imgsz: int, out: Path) -> tuple[str, float]:
     return str(path), time.perf_counter() - t
 
 
-def timed(run, inputs: list[torch.Tensor]) -> tuple[float, float]:
-    """Return the median and IQR in ms of `run` over `inputs`, after three warm-up calls."""
-    for x in inputs[:3]:
-        run(x)
-    times = []
-    for x in inputs[3:]:
-        t = time.perf_counter()
-        run(x)
-        times.append((time.perf_counter() - t) * 1e3)
-    q1, med, q3 = np.percentile(times, [25, 50, 75])
-    return float(med), float(q3 - q1)
+def timed(runners: dict, inputs: list[torch.Tensor]) -> dict:
+    """Return {key: (median, IQR)} in ms of each runner over `inputs`, after three warm-up calls; the runners take
+    turns call by call, so that a change of machine load weighs on all of them alike."""
+    times = {key: [] for key in runners}
+    for i, x in enumerate(inputs):
+        for key, run in runners.items():
+            t = time.perf_counter()
+            run(x)
+            if i >= 3:
+                times[key].append((time.perf_counter() - t) * 1e3)
+    out = {}
+    for key, values in times.items():
+        q1, med, q3 = np.percentile(values, [25, 50, 75])
+        out[key] = float(med), float(q3 - q1)
+    return out
 
 
 def main() -> None:
@@ -79,6 +83,7 @@ def main() -> None:
     parser.add_argument("--formats", default=",".join(FORMATS))
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--runs", type=int, default=30, help="timed calls per model and format")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads while timing")
     parser.add_argument("--out", type=Path, default=Path("runs/deploy-table"))
     args = parser.parse_args()
     out = args.out.resolve()
@@ -94,7 +99,7 @@ def main() -> None:
     inputs = [
         torch.from_numpy(rng.random((1, 3, args.imgsz, args.imgsz), dtype=np.float32)) for _ in range(args.runs + 3)
     ]
-    rows = {}
+    rows, runners = {}, {}
     for name in models:
         ckpt = checkpoint(name, out, str(out / "tiny" / "data.yaml"))
         reference = YOLO(ckpt).model.float().eval()
@@ -102,14 +107,17 @@ def main() -> None:
             expected = first_tensor(reference(inputs[0]))
         for fmt in formats:
             if fmt == "pytorch":
-                run, seconds, path = (lambda x: reference(x)), 0.0, ckpt.name
+                run, seconds = reference, 0.0
             else:
                 path, seconds = export(ckpt, fmt, args.imgsz, out)
                 run = AutoBackend(path, device=torch.device("cpu"), verbose=False)
             with torch.inference_mode():
-                diff = float(np.abs(first_tensor(run(inputs[0])) - expected).max())
-                rows[name, fmt] = (diff, *timed(run, inputs), seconds)
-            print(f"{name} {fmt}: max |diff| {diff:.2g}, {rows[name, fmt][1]:.1f} ms", file=sys.stderr, flush=True)
+                rows[name, fmt] = float(np.abs(first_tensor(run(inputs[0])) - expected).max()), seconds
+            runners[name, fmt] = run
+            print(f"{name} {fmt}: max |diff| {rows[name, fmt][0]:.2g}", file=sys.stderr, flush=True)
+    torch.set_num_threads(args.threads)  # training leaves it at 1 here
+    with torch.inference_mode():
+        latency = timed(runners, inputs)
 
     import ultralytics
 
@@ -119,15 +127,15 @@ def main() -> None:
     print(
         f"- Versions: Python {platform.python_version()}, torch {torch.__version__}, ultralytics {ultralytics.__version__}"
     )
-    print(f"- Command: `python scripts/deploy_table.py {' '.join(sys.argv[1:])}`".replace(" `", "`", 0))
+    print(f"- Command: `python scripts/deploy_table.py {' '.join(sys.argv[1:])}`")
     print(f"- Settings: imgsz {args.imgsz}, batch 1, fp32, {args.runs} timed calls; ms are median (IQR)\n")
     base = models[0]
     print("| format | model | max abs diff vs PyTorch | latency ms | × " + base + " | export s |")
     print("|:---|:---|---:|---:|---:|---:|")
     for fmt in formats:
         for name in models:
-            diff, med, iqr, seconds = rows[name, fmt]
-            ratio = med / rows[base, fmt][1]
+            (diff, seconds), (med, iqr) = rows[name, fmt], latency[name, fmt]
+            ratio = med / latency[base, fmt][0]
             export_s = "–" if fmt == "pytorch" else f"{seconds:.0f}"
             print(f"| {fmt} | {name} | {diff:.1e} | {med:.1f} ({iqr:.1f}) | {ratio:.2f}× | {export_s} |")
 

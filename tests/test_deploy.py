@@ -77,7 +77,8 @@ def trained(deploy_dir) -> dict[str, Path]:
         out[name] = deploy_dir / f"{Path(name).stem}.pt"
         model.save(out[name])
         x = np.random.default_rng(0).random((1, 3, 128, 128), dtype=np.float32)
-        assert np.abs(pytorch_output(out[name], x) - pytorch_output(out[name], x, bypass=True)).max() > 0.1
+        y, y_bypassed = pytorch_output(out[name], x), pytorch_output(out[name], x, bypass=True)
+        assert (np.abs(y - y_bypassed) > ATOL + RTOL * np.abs(y)).mean() > 0.01  # a lost block fails the comparison
     return out
 
 
