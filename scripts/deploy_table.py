@@ -121,23 +121,29 @@ def main() -> None:
 
     import ultralytics
 
-    print(f"- Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
+    lines = []
+
+    lines.append(f"- Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
           f"torch threads {torch.get_num_threads()}; no GPU used")  # fmt: skip
-    print(f"- Date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
-    print(
+    lines.append(f"- Date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
+    lines.append(
         f"- Versions: Python {platform.python_version()}, torch {torch.__version__}, ultralytics {ultralytics.__version__}"
     )
-    print(f"- Command: `python scripts/deploy_table.py {' '.join(sys.argv[1:])}`")
-    print(f"- Settings: imgsz {args.imgsz}, batch 1, fp32, {args.runs} timed calls; ms are median (IQR)\n")
+    lines.append(f"- Command: `python scripts/deploy_table.py {' '.join(sys.argv[1:])}`")
+    lines.append(f"- Settings: imgsz {args.imgsz}, batch 1, fp32, {args.runs} timed calls; ms are median (IQR)\n")
     base = models[0]
-    print("| format | model | max abs diff vs PyTorch | latency ms | × " + base + " | export s |")
-    print("|:---|:---|---:|---:|---:|---:|")
+    lines.append("| format | model | max abs diff vs PyTorch | latency ms | × " + base + " | export s |")
+    lines.append("|:---|:---|---:|---:|---:|---:|")
     for fmt in formats:
         for name in models:
             (diff, seconds), (med, iqr) = rows[name, fmt], latency[name, fmt]
             ratio = med / latency[base, fmt][0]
             export_s = "–" if fmt == "pytorch" else f"{seconds:.0f}"
-            print(f"| {fmt} | {name} | {diff:.1e} | {med:.1f} ({iqr:.1f}) | {ratio:.2f}× | {export_s} |")
+            lines.append(f"| {fmt} | {name} | {diff:.1e} | {med:.1f} ({iqr:.1f}) | {ratio:.2f}× | {export_s} |")
+
+    table = "\n".join(lines) + "\n"
+    (out / "table.md").write_text(table)
+    print(table)  # Ultralytics logs to stdout too: the table alone is in table.md
 
 
 if __name__ == "__main__":
