@@ -15,7 +15,6 @@ bins follow PyTorch's start/end rule in every case:
 from __future__ import annotations
 
 import contextlib
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
