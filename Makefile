@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hsfpn-installed
+DEPLOY_STAMP := $(VENV)/.hsfpn-deploy-installed
 
-.PHONY: install demo test clean
+.PHONY: install deploy demo test test-slow clean
 
 install: $(STAMP)
 
@@ -15,6 +16,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --disable-pip-version-check -e ".[test]"
 	@touch $(STAMP)
 
+deploy: $(DEPLOY_STAMP)  # the export converters (TensorFlow among them: large), for the slow export tests
+
+$(DEPLOY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --disable-pip-version-check -e ".[test,deploy]"
+	@touch $@
+
 demo:  # the install and the training are timed apart
 	@start=$$(date +%s); $(MAKE) --no-print-directory install && \
 		echo "hsfpn-yolo: install took $$(( $$(date +%s) - start )) s"
@@ -22,6 +29,9 @@ demo:  # the install and the training are timed apart
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-slow: $(DEPLOY_STAMP)
+	$(BIN)/python -m pytest -m slow
 
 clean:
 	rm -rf $(VENV) runs

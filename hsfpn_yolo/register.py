@@ -18,6 +18,7 @@ import sys
 import torch
 
 from . import lookup
+from .export import wrap_exporter_call
 from .nn import HFP, SDP, ConvReLU, DCTHighPass, LayerScale, Sum
 from .transfer import wrap_load
 
@@ -141,8 +142,8 @@ def wrap_parse_model(stock):
 
 
 def register() -> None:
-    """Expose the blocks in Ultralytics' namespaces, wrap its YAML parser, model YAML lookup and weight loading, and
-    allow the blocks under safe loading (idempotent). The tiny-object metrics are installed separately
+    """Expose the blocks in Ultralytics' namespaces, wrap its YAML parser, model YAML lookup, weight loading and
+    exporter, and allow the blocks under safe loading (idempotent). The tiny-object metrics are installed separately
     (`hsfpn_yolo.metrics.install`).
     """
     # Registration may run while `ultralytics.nn` is still importing `tasks`, so look modules up in sys.modules.
@@ -158,4 +159,6 @@ def register() -> None:
     package = sys.modules.get("ultralytics.nn")
     if package is not None and hasattr(package, "parse_model"):  # re-exported copy, once `ultralytics.nn` is loaded
         package.parse_model = tasks.parse_model
+    exporter = importlib.import_module("ultralytics.engine.exporter")
+    exporter.Exporter.__call__ = wrap_exporter_call(exporter.Exporter.__call__)  # HS-FPN exports checked
     torch.serialization.add_safe_globals([*BLOCKS.values(), ConvReLU, DCTHighPass, LayerScale])

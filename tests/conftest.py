@@ -8,6 +8,8 @@ from pathlib import Path
 _ROOT = Path(tempfile.mkdtemp(prefix="hsfpn-tests-"))
 os.environ.setdefault("YOLO_CONFIG_DIR", str(_ROOT / "config"))
 os.environ.setdefault("YOLO_OFFLINE", "1")
+# A missing converter must fail its export test, not be pip-installed by Ultralytics mid-run (`make deploy` installs).
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 
 import pytest  # noqa: E402
 

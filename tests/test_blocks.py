@@ -10,7 +10,7 @@ import torch_dct
 
 from hsfpn_yolo.nn import HFP, SDP, DCTHighPass, group_count
 from hsfpn_yolo.nn import highpass as hp_module
-from hsfpn_yolo.nn.pooling import pooled_relu_sum
+from hsfpn_yolo.nn.pooling import exporting, pooled_relu_sum
 from hsfpn_yolo.nn.sdp import from_blocks, to_blocks
 
 
@@ -73,13 +73,83 @@ def test_basis_built_in_inference_mode_still_trains():
     assert torch.isfinite(x.grad).all()
 
 
-@pytest.mark.parametrize("size", [(16, 16), (20, 12), (13, 7), (48, 80)])
+def oracle_pooled_relu_sum(x: torch.Tensor, p: int, mode: str) -> torch.Tensor:
+    """Σ over the p x p grid of relu(adaptive pooling), with PyTorch's adaptive pooling."""
+    pool = F.adaptive_max_pool2d if mode == "max" else F.adaptive_avg_pool2d
+    return pool(x, p).relu().sum((2, 3), keepdim=True)
+
+
+@pytest.mark.parametrize("size", [(16, 16), (20, 12), (13, 7), (48, 80), (12, 20)])
 @pytest.mark.parametrize("mode", ["max", "avg"])
-def test_export_pooling_equals_adaptive_pooling(monkeypatch, size, mode):
+def test_pooling_equals_adaptive_pooling_in_eager_and_export_formulations(size, mode):
     x = torch.randn(2, 3, *size)
-    eager = pooled_relu_sum(x, 8, mode)
-    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
-    torch.testing.assert_close(pooled_relu_sum(x, 8, mode), eager, rtol=1e-5, atol=1e-5)
+    expected = oracle_pooled_relu_sum(x, 8, mode)
+    torch.testing.assert_close(pooled_relu_sum(x, 8, mode), expected, rtol=1e-5, atol=1e-5)
+    with exporting():  # the bin-matrix formulation every export uses, here on concrete sizes
+        torch.testing.assert_close(pooled_relu_sum(x, 8, mode), expected, rtol=1e-5, atol=1e-5)
+
+
+class PooledRelu(torch.nn.Module):
+    """`pooled_relu_sum` as a module, for tracing."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x):
+        return pooled_relu_sum(x, 8, self.mode)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_traced_pooling_is_exact_at_sizes_other_than_the_traced_one(mode):
+    traced = torch.jit.trace(PooledRelu(mode), torch.randn(1, 3, 16, 16))  # 16 = 2 x 8: plain pooling in eager
+    for size in [(16, 16), (20, 12), (13, 7), (48, 80)]:  # bins of 2.5 and 1.5: they overlap
+        x = torch.randn(2, 3, *size)
+        torch.testing.assert_close(traced(x), oracle_pooled_relu_sum(x, 8, mode), rtol=1e-5, atol=1e-5)
+
+
+def unportable_ops(graph: torch._C.Graph) -> list[str]:
+    """Return the nodes of a traced graph that not every converter carries: >4-D tensors, batch-axis concats or splits,
+    adaptive pooling."""
+    torch._C._jit_pass_inline(graph)
+    found = []
+    for node in graph.nodes():
+        kind = node.kind()
+        ranks = [o.type().dim() for o in node.outputs() if isinstance(o.type(), torch._C.TensorType)]
+        if any(r is not None and r > 4 for r in ranks):
+            found.append(f"{kind} gives a {max(ranks)}-D tensor")
+        if "adaptive" in kind:
+            found.append(kind)
+        if kind in ("aten::cat", "aten::slice", "aten::split", "aten::chunk", "aten::tensor_split"):
+            dim = next(i for i in list(node.inputs())[1:2])
+            if dim.node().kind() == "prim::Constant" and dim.toIValue() == 0:
+                found.append(f"{kind} along the batch axis")
+    return found
+
+
+class Pair(torch.nn.Module):
+    """SDP with its two inputs as two arguments, for tracing."""
+
+    def __init__(self, sdp: SDP):
+        super().__init__()
+        self.sdp = sdp
+
+    def forward(self, low, high):
+        return self.sdp([low, high])
+
+
+@pytest.mark.parametrize("block", ["hfp_dct", "hfp", "sdp_half", "sdp_same"])
+def test_blocks_trace_to_ops_every_converter_carries(block):
+    x = torch.randn(2, 32, 24, 40)  # 24 and 40 are not multiples of the pooling grid
+    if block.startswith("sdp"):
+        high = x if block == "sdp_same" else torch.randn(2, 32, 12, 20)
+        traced = torch.jit.trace(Pair(SDP(32, 4).eval()), (x, high))
+    else:
+        traced = torch.jit.trace(HFP(32, dct=block == "hfp_dct").eval(), x)
+    assert unportable_ops(traced.graph) == []
+    # A no-op check would pass on any graph: the old 6-D block split and batch-axis concat are found.
+    legacy = torch.jit.trace(lambda t: torch.cat((t, t)).view(4, 32, 2, 12, 2, 20).sum(3), x)
+    assert len(unportable_ops(legacy.graph)) == 3
 
 
 def test_hfp_dct_matches_spec_formula():

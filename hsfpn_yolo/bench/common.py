@@ -126,3 +126,42 @@ def save_json(path: str | Path, data: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def make_responsive(model, seed: int = 0, logit_std: float = 2.0, imgsz: int = 128) -> None:
+    """Make a briefly trained (or fresh) detection model's raw output depend on its input and HS-FPN blocks, in place.
+
+    After one epoch on a small set the head still gives about its initial output: class scores near 0 and the same
+    boxes everywhere, so an export that dropped a block could still match. This opens the residual gates to 0.5-1
+    and rescales each last 1x1 convolution of the head (bias zeroed) so that its outputs, the box-distribution and
+    class logits, have standard deviation `logit_std` on a random input: scores spread over (0, 1) and boxes vary.
+
+    Args:
+        model (torch.nn.Module): Ultralytics detection model (YOLOv8-style head with `cv2`/`cv3` branches).
+        seed (int): Seed of the gate values and of the calibration input.
+        logit_std (float): Target standard deviation of the head's last convolutions.
+        imgsz (int): Size of the random calibration input.
+    """
+    import torch
+
+    from hsfpn_yolo.nn import LayerScale
+
+    generator = torch.Generator().manual_seed(seed)
+    head = model.model[-1]
+    finals = [branch[-1] for branch in (*head.cv2, *head.cv3)]
+    outputs = {}
+    hooks = [
+        conv.register_forward_hook(lambda m, i, o: outputs.__setitem__(m, o - m.bias.view(-1, 1, 1))) for conv in finals
+    ]
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, LayerScale):
+                m.gamma.copy_(0.5 + 0.5 * torch.rand(m.gamma.shape, generator=generator))
+        training = model.training
+        model.eval()(torch.rand(1, 3, imgsz, imgsz, generator=generator))
+        model.train(training)
+        for conv in finals:
+            conv.weight.mul_(logit_std / outputs[conv].std().clamp_min(1e-12))
+            conv.bias.zero_()
+    for hook in hooks:
+        hook.remove()

@@ -68,9 +68,9 @@ class HFP(nn.Module):
         else:
             gate = self.spatial(x).sigmoid()
             a, b = x.amax((2, 3), keepdim=True).relu(), x.mean((2, 3), keepdim=True).relu()
-        ab = self.g1(torch.cat((a, b)))  # one call for both pooled vectors (shared weights)
-        n = x.shape[0]
-        channel = self.g2(ab[:n] + ab[n:]).sigmoid()
+        # One call of the shared G1 for both pooled vectors, side by side along the width (a batch-axis concat would
+        # not export to NCNN); the 1x1 convolution and its activation act on each position alone.
+        channel = self.g2(self.g1(torch.cat((a, b), 3)).sum(3, keepdim=True)).sigmoid()
         # x * spatial_gate + x * channel_gate as x * (spatial_gate + channel_gate): two full-size passes, not three
         y = self.out(x * (gate + channel))
         return y if self.scale is None else x + self.scale(y)

@@ -50,9 +50,14 @@ def _cached_basis(n: int, k: int, device: torch.device, dtype: torch.dtype) -> t
         return dct_basis(n, k, device=device, dtype=torch.float64).to(dtype)
 
 
+def traced_or_compiled() -> bool:
+    """Return True while tracing (TorchScript, ONNX, PNNX, OpenVINO) or compiling/exporting (torch.compile, torch.export)."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
 def _basis(n, k, like: torch.Tensor) -> torch.Tensor:
     """Return the DCT basis for `like`'s device and dtype: cached in eager mode, built in-graph when traced/compiled."""
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+    if traced_or_compiled():
         # Built from the (symbolic) size, so a dynamic ONNX export stays exact at every input size.
         return dct_basis(n, k, device=like.device, dtype=torch.float32).to(like.dtype)
     return _cached_basis(int(n), int(k), like.device, like.dtype)

@@ -1,14 +1,37 @@
-"""Sum over a p x p adaptive-pooling grid of ReLU'd bin statistics, exportable to ONNX at any input size.
+"""Sum over a p x p adaptive-pooling grid of ReLU'd bin statistics, in operations every export format supports.
 
-ONNX (opset 18) has no adaptive pooling: the TorchScript exporter only handles output sizes that divide a statically
-known input size, which rules out dynamic-shape exports. While exporting, the bins are built from the (symbolic)
-input size with the same start/end rule as PyTorch's adaptive pooling, so the exported graph stays exact.
+Adaptive pooling is no operation of ONNX, TFLite or NCNN, and its bins overlap when p does not divide the size. The
+bins follow PyTorch's start/end rule in every case:
+
+- sizes known as numbers that p divides (eager mode, torch.export): the bins are the windows of a plain max/avg
+  pooling with kernel = stride = size / p, which every runtime has;
+- eager mode, other sizes: PyTorch's adaptive pooling itself (the definition, and the fastest in training);
+- while exporting (traced, where the size may be symbolic, or compiled, or inside `exporting()`): the bins are p x n
+  matrices built from the size; the mean is a product with bin weights, the max adds 0 inside a bin and the dtype's
+  minimum outside before a max over the axis. Within 4-D tensors, the batch axis apart, exact at every input size of
+  a dynamic-shape export.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
+
+from .highpass import traced_or_compiled
+
+_EXPORTING = [False]  # set by `exporting()`: torch.export in non-strict mode runs the forward like eager code
+
+
+@contextlib.contextmanager
+def exporting():
+    """Build the export formulation even where the forward runs like eager code (torch.export, non-strict)."""
+    previous, _EXPORTING[0] = _EXPORTING[0], True
+    try:
+        yield
+    finally:
+        _EXPORTING[0] = previous
 
 
 def adaptive_bins(n, p: int, device=None) -> torch.Tensor:
@@ -26,16 +49,34 @@ def adaptive_bins(n, p: int, device=None) -> torch.Tensor:
     return (pos >= start) & (pos < end)
 
 
-def _binned_max(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """Max of `x` over each bin of its last dimension: (..., n) with bins (p, n) -> (..., p)."""
-    masked = torch.where(bins, x.unsqueeze(-2), torch.finfo(x.dtype).min)
-    return masked.amax(-1)
+def bin_matrices(n, p: int, device=None, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (n x p averaging weights, p x n max offsets: 0 inside a bin, the dtype's minimum outside).
+
+    Args:
+        n (int | torch.Tensor): Input length (0-dim tensor while tracing).
+        p (int): Number of bins.
+        device (torch.device, optional): Device of the results.
+        dtype (torch.dtype): Dtype of the results.
+    """
+    inside = adaptive_bins(n, p, device).to(dtype)
+    weights = (inside / inside.sum(1, keepdim=True)).transpose(0, 1)
+    offsets = (1.0 - inside) * torch.finfo(dtype).min
+    return weights, offsets
 
 
-def _binned_mean(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """Mean of `x` over each bin of its last dimension: (..., n) with bins (p, n) -> (..., p)."""
-    weights = bins.to(x.dtype)
-    return x @ (weights / weights.sum(1, keepdim=True)).transpose(0, 1)
+def binned_max(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Max of N x C x H x W `x` over each bin of its last axis, as N x (C·H) x p; `offsets` is p x W."""
+    return (x.flatten(1, 2).unsqueeze(2) + offsets).amax(-1)  # N x C·H x p x W, then the max over W
+
+
+def exported_pooling(x: torch.Tensor, p: int, mode: str) -> torch.Tensor:
+    """Adaptive max/avg pooling to p x p in 4-D matrix operations, the grid transposed: N x C x p x p."""
+    n, c, h, w = x.shape
+    (ww, ow), (wh, oh) = (bin_matrices(s, p, x.device, x.dtype) for s in (w, h))
+    if mode == "max":
+        pooled = binned_max(x, ow).view(n, c, h, p).transpose(2, 3)  # N x C x p x H
+        return binned_max(pooled, oh).view(n, c, p, p)
+    return (x @ ww).transpose(2, 3) @ wh
 
 
 def pooled_relu_sum(x: torch.Tensor, p: int, mode: str) -> torch.Tensor:
@@ -46,11 +87,11 @@ def pooled_relu_sum(x: torch.Tensor, p: int, mode: str) -> torch.Tensor:
         p (int): Pooling grid size per axis.
         mode (str): 'max' or 'avg'.
     """
-    if not torch.onnx.is_in_onnx_export():
-        pooled = F.adaptive_max_pool2d(x, p) if mode == "max" else F.adaptive_avg_pool2d(x, p)
+    h, w = x.shape[-2:]
+    if isinstance(h, int) and isinstance(w, int) and h % p == 0 and w % p == 0:
+        pooled = (F.max_pool2d if mode == "max" else F.avg_pool2d)(x, (h // p, w // p))
+    elif _EXPORTING[0] or traced_or_compiled():
+        pooled = exported_pooling(x, p, mode)  # the sum below does not depend on the grid's order
     else:
-        reduce = _binned_max if mode == "max" else _binned_mean
-        h, w = x.shape[-2:]
-        pooled = reduce(x, adaptive_bins(w, p, x.device))  # N x C x H x p
-        pooled = reduce(pooled.transpose(-1, -2), adaptive_bins(h, p, x.device)).transpose(-1, -2)  # N x C x p x p
+        pooled = (F.adaptive_max_pool2d if mode == "max" else F.adaptive_avg_pool2d)(x, p)
     return pooled.relu().sum((2, 3), keepdim=True)

@@ -1,0 +1,154 @@
+"""Every deployment format for the HS-FPN models: exported from a trained checkpoint, run by the format's own runtime
+(through Ultralytics' AutoBackend, what `YOLO(exported)` uses) and compared with PyTorch at two input sizes; and the
+exporter guard that fails an export which does not reproduce PyTorch."""
+
+import contextlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hsfpn_yolo import export as hsfpn_export
+from hsfpn_yolo.data.synth import generate
+from hsfpn_yolo.export import ExportParityError, first_tensor
+from hsfpn_yolo.bench.common import make_responsive
+from hsfpn_yolo.nn import HFP, SDP
+from tests.conftest import CFG
+from ultralytics import YOLO
+from ultralytics.nn.autobackend import AutoBackend
+
+MODELS = ("yolov8n-hsfpn.yaml", "yolov8n-hsfpn-p2.yaml")
+# Square and divisible by every pooling grid (plain pooling in the graph), then non-square with overlapping adaptive
+# pooling bins (96/8 = 12 and 160/8 = 20 at stride 8 with an 8x8 grid, 24 and 40 at stride 4 with 16x16).
+SIZES = ((128, 128), (96, 160))
+# name: export arguments, and whether one export serves every input size
+FORMATS = {
+    "torchscript": ({"format": "torchscript"}, False),
+    "onnx": ({"format": "onnx"}, False),
+    "onnx-dynamic": ({"format": "onnx", "dynamic": True}, True),
+    "openvino": ({"format": "openvino"}, False),
+    "openvino-dynamic": ({"format": "openvino", "dynamic": True}, True),
+    "ncnn": ({"format": "ncnn"}, False),
+    "mnn": ({"format": "mnn"}, False),
+    "litert": ({"format": "litert"}, False),
+    "saved_model": ({"format": "saved_model"}, False),
+}
+# Element-wise tolerance on the raw output (box coordinates in pixels, class scores in [0, 1]); every format is fp32.
+RTOL, ATOL = 1e-3, 1e-4
+
+
+@pytest.fixture(scope="module")
+def deploy_dir(work_dir) -> Path:
+    """Scratch folder of this module's exports, holding the offline calibration sample the TensorFlow export expects."""
+    path = work_dir / "deploy"
+    path.mkdir(exist_ok=True)
+    # Ultralytics' SavedModel export fetches onnx2tf's 20x128x128x3 calibration sample into the working directory
+    # before converting (used for int8 only); an offline machine needs a local one.
+    sample = np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32)
+    np.save(path / "calibration_image_sample_data_20x128x128x3_float32.npy", sample)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(deploy_dir) -> dict[str, Path]:
+    """Checkpoints of a 1-epoch training of each model, made responsive (`make_responsive`): their output depends on
+    the input and on the blocks, which the fixture checks."""
+    generate(deploy_dir / "tiny", train=16, val=8, imgsz=128, seed=2, progress=False)
+    out = {}
+    for name in MODELS:
+        model = YOLO(str(CFG / name))
+        model.train(
+            data=str(deploy_dir / "tiny" / "data.yaml"),
+            epochs=1,
+            imgsz=128,
+            batch=4,
+            workers=0,
+            device="cpu",
+            project=str(deploy_dir / "runs"),
+            name=name,
+            exist_ok=True,
+            plots=False,
+            val=False,
+        )
+        model = YOLO(model.trainer.last)
+        make_responsive(model.model)
+        out[name] = deploy_dir / f"{Path(name).stem}.pt"
+        model.save(out[name])
+        x = np.random.default_rng(0).random((1, 3, 128, 128), dtype=np.float32)
+        y, y_bypassed = pytorch_output(out[name], x), pytorch_output(out[name], x, bypass=True)
+        assert (np.abs(y - y_bypassed) > ATOL + RTOL * np.abs(y)).mean() > 0.01  # a lost block fails the comparison
+    return out
+
+
+def pytorch_output(checkpoint: Path, x: np.ndarray, bypass: bool = False) -> np.ndarray:
+    """Raw output of the checkpoint's model in fp32 eval mode; with `bypass`, every HFP and SDP passes its (finer)
+    input through, to check that the blocks weigh in the output that the tests compare."""
+    model = YOLO(checkpoint).model.float().eval()
+    with torch.inference_mode(), pytest.MonkeyPatch.context() as m:
+        if bypass:
+            m.setattr(HFP, "forward", lambda self, t: t)
+            m.setattr(SDP, "forward", lambda self, t: t[0])
+        return first_tensor(model(torch.from_numpy(x)))
+
+
+def exported_output(path: str, x: np.ndarray) -> np.ndarray:
+    """Raw output of an exported model run by its runtime through AutoBackend."""
+    return first_tensor(AutoBackend(path, device=torch.device("cpu"), verbose=False)(torch.from_numpy(x)))
+
+
+def export_copy(checkpoint: Path, folder: Path, imgsz, **kwargs) -> str:
+    """Export a copy of `checkpoint` placed in `folder` (exports land next to the checkpoint); return the export."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(checkpoint, folder / checkpoint.name)
+    with contextlib.chdir(folder.parent):  # the SavedModel export reads its calibration sample from here
+        return YOLO(folder / checkpoint.name).export(imgsz=list(imgsz), batch=1, device="cpu", **kwargs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("name", MODELS)
+def test_export_runs_and_matches_pytorch(trained, deploy_dir, name, fmt):
+    args, dynamic = FORMATS[fmt]
+    checkpoint = trained[name]
+    path = export_copy(checkpoint, deploy_dir / f"{checkpoint.stem}-{fmt}-any", SIZES[0], **args) if dynamic else None
+    for h, w in SIZES:
+        if not dynamic:
+            path = export_copy(checkpoint, deploy_dir / f"{checkpoint.stem}-{fmt}-{h}x{w}", (h, w), **args)
+        x = np.random.default_rng(h * w).random((1, 3, h, w), dtype=np.float32)
+        expected, got = pytorch_output(checkpoint, x), exported_output(path, x)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=f"{fmt} at {h}x{w}")
+
+
+@pytest.fixture
+def gated_model(tmp_path, monkeypatch) -> YOLO:
+    """An untrained, responsive (`make_responsive`) yolov8n-hsfpn exporting into a scratch folder."""
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)  # the initial weights, and so how much each block weighs in the output
+    model = YOLO(str(CFG / "yolov8n-hsfpn.yaml"))
+    make_responsive(model.model)
+    return model
+
+
+def test_export_that_loses_a_block_fails_naming_the_format(gated_model, monkeypatch):
+    exporting = hsfpn_export.exporting
+
+    @contextlib.contextmanager
+    def lossy_converter():  # as if a converter dropped the blocks: the exported graph lacks them
+        with exporting(), monkeypatch.context() as m:
+            m.setattr(HFP, "forward", lambda self, x: x)
+            m.setattr(SDP, "forward", lambda self, x: x[0])
+            yield
+
+    monkeypatch.setattr(hsfpn_export, "exporting", lossy_converter)
+    with pytest.raises(ExportParityError, match=r"format='onnx' produced a broken HS-FPN model"):
+        gated_model.export(format="onnx", imgsz=64)
+
+
+def test_export_of_a_format_that_cannot_carry_the_blocks_fails_before_converting(gated_model, monkeypatch):
+    monkeypatch.setitem(hsfpn_export.UNSUPPORTED, "onnx", "no mapping for the attention")
+    with pytest.raises(ValueError, match=r"format='onnx' cannot export an HS-FPN model: no mapping for the attention"):
+        gated_model.export(format="onnx", imgsz=64)
+    assert not list(Path.cwd().glob("*.onnx"))
