@@ -54,15 +54,22 @@ def first_tensor(y) -> np.ndarray:
     return (y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)).astype(np.float32)
 
 
-def reference_output(model: torch.nn.Module, im: torch.Tensor) -> np.ndarray:
-    """Return the raw output of an fp32 eval-mode copy of `model` on `im` (the caller's model is left as it was)."""
+def reference_output(model: torch.nn.Module, im: torch.Tensor, end_to_end: bool = False) -> np.ndarray:
+    """Return the raw output of an fp32 eval-mode copy of `model` on `im` (the caller's model is left as it was),
+    from the end-to-end branch with `end_to_end`, as the exporter chose it."""
     reference = copy.deepcopy(model).float().eval()
+    if hasattr(reference, "end2end"):
+        reference.end2end = end_to_end
     with torch.inference_mode():
         return first_tensor(reference(im.float()))
 
 
-def verify_export(path: str, fmt: str, args, im: torch.Tensor, expected: np.ndarray, device) -> str:
+def verify_export(
+    path: str, fmt: str, args, im: torch.Tensor, expected: np.ndarray, device, end_to_end: bool = False
+) -> str:
     """Run the exported `path` through AutoBackend on `im`; raise ExportParityError when it departs from `expected`.
+
+    With `end_to_end` (YOLO26's NMS-free output, rows ordered by score) the sorted scores are compared.
 
     Returns a one-line summary of what was checked (or why it could not be).
     """
@@ -79,6 +86,8 @@ def verify_export(path: str, fmt: str, args, im: torch.Tensor, expected: np.ndar
     if got.shape != expected.shape:
         return f"{fmt}: exported, output shape {got.shape} differs from PyTorch's {expected.shape} (not compared)"
     rtol, atol = TOLERANCE[bits]
+    if end_to_end:  # top-k rows (boxes, score, class): near ties may come out in either order, so compare the scores
+        got, expected = (-np.sort(-y[..., 4], axis=-1) for y in (got, expected))
     diff = float(np.abs(got - expected).max())
     if not np.allclose(got, expected, rtol=rtol, atol=atol):  # NaN fails too
         raise ExportParityError(
@@ -110,8 +119,11 @@ def wrap_exporter_call(stock):
         if path is None or getattr(self.args, "nms", False):
             return path  # nothing to check, or NMS in the graph (different outputs)
         im = torch.rand((1, *self.im.shape[1:]), generator=torch.Generator().manual_seed(0))
-        expected = reference_output(model, im)
-        LOGGER.info(f"hsfpn-yolo: {verify_export(str(path), fmt, self.args, im, expected, torch.device('cpu'))}")
+        # The exporter takes the NMS-free branch of an end-to-end head (YOLO26) exactly when nms=False
+        e2e = self.args.nms is False and getattr(model.model[-1], "one2one_cv2", None) is not None
+        expected = reference_output(model, im, e2e)
+        summary = verify_export(str(path), fmt, self.args, im, expected, torch.device("cpu"), e2e)
+        LOGGER.info(f"hsfpn-yolo: {summary}")
         return path
 
     __call__.hsfpn_stock = stock
