@@ -92,7 +92,7 @@ def clip_to_window(
     area = (boxes[:, 3] - boxes[:, 1]) * (boxes[:, 4] - boxes[:, 2])
     touches = inside > 0
     visible = np.divide(inside, area, out=np.zeros_like(inside), where=area > 0)
-    keep = touches & (visible >= min_visible - 1e-9)  # tolerance: a half-visible box at min_visible 0.5 is kept
+    keep = touches & (visible >= min_visible - 1e-4)  # tolerance for 6-decimal labels: exactly half visible is half
     cut = keep & (np.abs(inner - boxes[:, 1:]).max(1) > 0) if len(boxes) else keep
     kept = np.c_[boxes[keep, :1], inner[keep] - (x0, y0, x0, y0)]
     return kept, int(cut.sum()), int((touches & ~keep).sum())
