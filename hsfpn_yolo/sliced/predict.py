@@ -112,7 +112,7 @@ def predict_sliced(
         save_txt (bool): Save each frame's boxes as a YOLO label file with confidences.
         save_json (bool): Save all boxes as COCO-style results in predictions.json.
         project (str | Path): Parent folder of the run.
-        name (str): Run folder name; incremented (predict-sliced2, ...) unless EXIST_OK.
+        name (str): Run folder name; numbered (predict-sliced-2, ...) unless EXIST_OK, as Ultralytics does.
         exist_ok (bool): Reuse an existing run folder.
         progress (bool): Show a progress bar over frames and log where the results are.
 
