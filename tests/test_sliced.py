@@ -68,6 +68,8 @@ def test_predict_frame_reassembles_slices():
     r = predict_frame(detector, draw(640, 480, SQUARES), slice=320, overlap=0.2)
     np.testing.assert_allclose(sorted_boxes(r.boxes.xyxy), sorted_boxes(SQUARES))
     assert r.boxes.conf.tolist() == pytest.approx([0.9] * 3) and r.boxes.cls.tolist() == [0, 0, 0]
+    small = predict_frame(detector, draw(200, 150, [(50, 60, 70, 80)]), slice=320, overlap=0.2)  # smaller than a slice
+    assert small.boxes.xyxy.tolist() == [[50, 60, 70, 80]] and small.orig_shape == (150, 200)
     # without merging, the cut square would also come back as its pieces 300-320 and 320-340
     r = predict_frame(
         detector, draw(640, 480, SQUARES), 320, 0.2, postprocess="NMS", match_metric="IOU", match_threshold=0.6
@@ -181,7 +183,7 @@ def test_cli_predict_and_val_with_a_real_model(tmp_path, small_frame, capsys):
 
 def test_cli_passes_options(monkeypatch, tmp_path):
     """`predict` and `val` pass every option to the Python functions; left-out --max-det keeps the function default."""
-    import hsfpn_yolo.sliced as sliced
+    from hsfpn_yolo import sliced
 
     calls = []
     monkeypatch.setattr(sliced, "predict_sliced", lambda *a, **k: calls.append(("predict", a, k)), raising=False)
