@@ -22,7 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from .convert_utils import MANIFEST, ConversionError, DatasetWriter, Sample, is_image, safe_relpath, yolo_row
+from .convert_utils import (
+    MANIFEST,
+    ConversionError,
+    DatasetWriter,
+    Sample,
+    is_image,
+    load_sample,
+    safe_relpath,
+    yolo_row,
+)
 
 STRIDE = 32  # tile sides must be a multiple of YOLO's largest stride, so no padding enters a tile
 LOSSLESS = {".png", ".bmp", ".tif", ".tiff"}  # such frames give PNG tiles; any other format gives JPEG tiles
@@ -201,13 +210,12 @@ def _tile_frame(
     """Return the kept tiles of one frame as Samples and count them in SUMMARY (raises ConversionError on bad input)."""
     import cv2
 
-    from .convert_utils import load_sample
-
     w, h = load_sample(rel, image, str(image)).size  # checks type and header first, with a clear message
     size = params["size"]
     if w < size or h < size:
+        fits = STRIDE * (min(w, h) // STRIDE)
         raise ConversionError(
-            f"{image}: frame {w}x{h} is smaller than the {size} px tile; use --size {STRIDE * (min(w, h) // STRIDE)} or smaller, or --skip-bad"
+            f"{image}: frame {w}x{h} is smaller than the {size} px tile; use --size {fits} or less, or --skip-bad"
         )
     boxes = read_labels(label, w, h) if label.is_file() else np.zeros((0, 5))
     frame = cv2.imread(str(image), cv2.IMREAD_COLOR)
