@@ -2,7 +2,7 @@
 
 Usage: python scripts/large_frames_study.py [--frame 768 --tile 320 --train 20 --val 10 --epochs 5 --seeds 0,1]
 
-For each model and seed, two trainings with the same number of images seen (so the same number of steps):
+For each model and seed, two trainings that see the same number of images:
 `tiles` on the frames' overlapping TILE px tiles (`hsfpn-yolo tile`), `resized` on the whole frames resized to TILE
 px. Each checkpoint is evaluated on the full validation frames twice: `resized` (Ultralytics validation at TILE px,
 our tiny-object AP in frame pixels) and `sliced` (`hsfpn-yolo val --slice TILE`), both keeping up to 1500 detections
@@ -151,9 +151,9 @@ def markdown(out: dict[str, Any]) -> str:
         for r in out["runs"]
     ]  # fmt: skip
     cols = ["model", "trained on", "seed", "epochs", *(f"{k} {m}" for m in MODES for k in ("AP", "AP_vt")), "train s"]
-    return (
-        f"{header(out['env'])}\n- Settings: {out['settings']}\n\n{table}\n\nPer seed:\n\n{md_table(per_seed, cols)}\n"
-    )
+    commands = "".join(f"\n- Runs added by: `{c}`" for c in out.get("commands", []))
+    text = f"{header(out['env'])}{commands}\n- Settings: {out['settings']}\n\n{table}\n\n"
+    return text + f"Per seed:\n\n{md_table(per_seed, cols)}\n"
 
 
 def plot(out: dict[str, Any], path: Path) -> Path:
@@ -206,6 +206,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=5, help="epochs on tiles (resized: times the tiles per frame)")
     p.add_argument("--seeds", default="0,1", help="training seeds")
     p.add_argument("--models", default="yolov8n-hsfpn,yolov8n", help="models")
+    p.add_argument("--trainings", default="tiles,resized", help="arms to train (e.g. tiles: more seeds for one arm)")
     p.add_argument("--jobs", type=int, default=2, help="runs at the same time")
     p.add_argument("--project", type=Path, default=ROOT / "runs" / "large-frames", help="folder for runs and data")
     p.add_argument("--json", type=Path, default=ROOT / "docs" / "study" / "large-frames.json")
@@ -230,8 +231,11 @@ def main() -> None:
     runs = old.get("runs", []) if old.get("settings") == settings else []
     done = {(r["model"], r["training"], r["seed"]) for r in runs}
     seeds, models = [int(s) for s in args.seeds.split(",")], args.models.split(",")
-    todo = [(m, t, s) for s in seeds for m in models for t in ("tiles", "resized") if (m, t, s) not in done]
+    trainings = args.trainings.split(",")
+    todo = [(m, t, s) for s in seeds for m in models for t in trainings if (m, t, s) not in done]
     env = {**environment(), "command": "python " + " ".join(sys.argv)}
+    kept = (old.get("commands") or [old["env"]["command"]]) if runs else []
+    commands = kept + [env["command"]]  # every invocation that added runs
     print(f"large-frames study: {len(runs)} runs kept, {len(todo)} to run; settings {settings}", flush=True)
 
     def record(row: dict[str, Any]) -> None:
@@ -239,7 +243,10 @@ def main() -> None:
         ev = row["eval"]
         print(f"{row['model']} {row['training']} s{row['seed']}: AP resized {ev['resized']['AP']:.3f} sliced "
               f"{ev['sliced']['AP']:.3f} ({row['wall_s']:.0f} s)", flush=True)  # fmt: skip
-        save_json(args.json, {"env": env, "settings": settings, "runs": runs, "summary": summarize(runs)})
+        save_json(
+            args.json,
+            {"env": env, "commands": commands, "settings": settings, "runs": runs, "summary": summarize(runs)},
+        )
 
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.jobs, mp_context=ctx, max_tasks_per_child=1) as pool:
@@ -248,7 +255,7 @@ def main() -> None:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in finished:
                 record(f.result())
-    out = {"env": env, "settings": settings, "runs": runs, "summary": summarize(runs)}
+    out = {"env": env, "commands": commands, "settings": settings, "runs": runs, "summary": summarize(runs)}
     save_json(args.json, out)
     print(markdown(out))
     print(plot(out, args.plot))
