@@ -8,6 +8,9 @@ Examples:
     hsfpn-yolo convert visdrone VisDrone2019-DET-train datasets/VisDrone/train
     hsfpn-yolo convert aitod aitod_train_v1.json aitod/images/train datasets/AI-TOD/train --skip-bad
     hsfpn-yolo synth datasets/synth --train 200 --val 50 --imgsz 640 --seed 0
+    hsfpn-yolo tile datasets/VisDrone/train datasets/VisDrone/tiles-640/train --size 640 --overlap 0.2
+    hsfpn-yolo predict best.pt frames/ --slice 640 --overlap 0.2
+    hsfpn-yolo val best.pt cfg/datasets/VisDrone.yaml --slice 640 --overlap 0.2
     hsfpn-yolo bench speed --json runs/bench/speed.json
     hsfpn-yolo bench accuracy --seeds 0,1,2 --json runs/bench/accuracy.json
     hsfpn-yolo bench profile --models yolov8n,yolov8n-hsfpn
@@ -56,6 +59,34 @@ def cmd_synth(args: argparse.Namespace) -> None:
         if summary["images"][split]:
             hist = size_histogram(summary["path"], split)
             print(f"{split} box sizes: " + ", ".join(f"{k} px: {v}" for k, v in hist.items() if k != "other" or v))
+
+
+def cmd_tile(args: argparse.Namespace) -> None:
+    """Tile a YOLO-format dataset of large frames."""
+    from hsfpn_yolo.data.tiles import tile_dataset
+
+    tile_dataset(args.src, args.dst, args.size, args.overlap, args.min_visible, args.empty, skip_bad=args.skip_bad)
+
+
+def _slicing(args: argparse.Namespace) -> dict:
+    """Return the slicing options shared by `predict` and `val` as keyword arguments."""
+    keys = ("slice", "overlap", "full_frame", "conf", "device", "imgsz", "postprocess", "match_metric")
+    return {k: getattr(args, k) for k in (*keys, "match_threshold", "project", "name", "exist_ok")}
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    """Predict large frames slice by slice with SAHI and save the results."""
+    from hsfpn_yolo.sliced import predict_sliced
+
+    predict_sliced(args.model, args.source, **_slicing(args))
+
+
+def cmd_val(args: argparse.Namespace) -> None:
+    """Evaluate tiny-object AP on full frames with sliced inference."""
+    from hsfpn_yolo.sliced import val_sliced
+
+    kwargs = {"max_det": args.max_det} if hasattr(args, "max_det") else {}  # left out: the function's default
+    val_sliced(args.model, args.data, split=args.split, **kwargs, **_slicing(args))
 
 
 def _names(text: str) -> list[str]:
@@ -230,6 +261,78 @@ def _bench_parsers(commands) -> None:
     p.set_defaults(func=cmd_bench_plot)
 
 
+def _add_slicing_args(p: argparse.ArgumentParser, conf: float, postprocess: str, metric: str) -> None:
+    """Add the options shared by `predict` and `val`: slicing, SAHI's merge, model settings and the run folder."""
+    from hsfpn_yolo.sliced.model import MATCH_METRICS, POSTPROCESS
+
+    p.add_argument("--slice", type=int, default=640, metavar="S", help="slice side in pixels, a multiple of 32 (640)")
+    p.add_argument("--overlap", type=float, default=0.2, metavar="F", help="overlap of neighbouring slices, [0, 1)")
+    p.add_argument("--full-frame", action="store_true", help="also predict on the whole frame and merge those boxes")
+    p.add_argument("--conf", type=float, default=conf, metavar="C", help=f"confidence threshold ({conf})")
+    p.add_argument("--device", default=None, help="'cpu', '0', ... (default: GPU when present)")
+    p.add_argument("--imgsz", type=int, default=None, metavar="S", help="inference size per slice (the slice size)")
+    p.add_argument("--postprocess", default=postprocess, choices=POSTPROCESS, help=f"SAHI's merge ({postprocess})")
+    p.add_argument("--match-metric", default=metric, choices=MATCH_METRICS, help=f"overlap measure ({metric})")
+    p.add_argument("--match-threshold", type=float, default=0.5, metavar="T", help="overlap that merges (0.5)")
+    p.add_argument("--project", type=Path, default=Path("runs/detect"), help="parent folder of the run")
+    p.add_argument("--exist-ok", action="store_true", help="reuse the run folder instead of numbering a new one")
+
+
+def _large_frame_parsers(commands) -> None:
+    """Add the `tile`, `predict` and `val` subcommands for frames larger than the training size."""
+    p = commands.add_parser(
+        "tile",
+        help="tile a YOLO-format dataset of large frames into overlapping tiles",
+        description="Tile every frame of SRC (images/ and labels/ in YOLO format, any sub-folders) into SIZE x SIZE "
+        "tiles at DST, placed as SAHI's sliced inference places its slices. Boxes are clipped to each tile and kept "
+        "when at least --min-visible of their area is inside; a share --empty of the tiles without boxes is kept. "
+        "Tiles are named <frame>_<x0>_<y0>_<x1>_<y1>. DST is written atomically; re-running replaces an earlier "
+        "tiling. A data.yaml in SRC is copied with the same splits and names.",
+    )
+    p.add_argument("src", type=Path, metavar="SRC", help="dataset folder with images/ and labels/")
+    p.add_argument("dst", type=Path, metavar="DST", help="output folder (outside SRC)")
+    p.add_argument("--size", type=int, default=640, metavar="S", help="tile side in pixels, a multiple of 32 (640)")
+    p.add_argument("--overlap", type=float, default=0.2, metavar="F", help="overlap of neighbouring tiles, [0, 1)")
+    p.add_argument("--min-visible", type=float, default=0.5, metavar="F", help="kept share of a box's area (0.5)")
+    p.add_argument("--empty", type=float, default=0.1, metavar="F", help="share of tiles without boxes kept (0.1)")
+    p.add_argument("--skip-bad", action="store_true", help="skip and count bad frames instead of stopping")
+    p.set_defaults(func=cmd_tile)
+
+    p = commands.add_parser(
+        "predict",
+        help="sliced prediction of large frames with SAHI (annotated images, YOLO txt, COCO JSON)",
+        description="Predict each frame slice by slice with SAHI and merge the boxes in frame pixels. Saves "
+        "<run>/<frame>.jpg with the boxes drawn, <run>/labels/<frame>.txt ('cls xc yc w h conf') and "
+        "<run>/predictions.json (COCO results). Any Ultralytics detection checkpoint works.",
+    )
+    p.add_argument("model", metavar="MODEL", help="checkpoint (.pt, ...) or model YAML")
+    p.add_argument("source", metavar="SOURCE", help="image file, folder or glob pattern")
+    _add_slicing_args(p, conf=0.25, postprocess="GREEDYNMM", metric="IOS")
+    p.add_argument("--name", default="predict-sliced", help="run folder name (predict-sliced)")
+    p.set_defaults(func=cmd_predict)
+
+    p = commands.add_parser(
+        "val",
+        help="tiny-object AP on full frames with sliced inference",
+        description="Evaluate MODEL on the full frames of DATA's split with SAHI's sliced inference and report AP, "
+        "AP50, AP75, AP_vt, AP_t, AP_s, AP_m (AI-TOD sizes, frame pixels) like the `yolo val` line; saved to "
+        "<run>/tiny_metrics.json and .csv. Compare with `yolo val` of the same checkpoint for full-frame numbers.",
+    )
+    p.add_argument("model", metavar="MODEL", help="checkpoint (.pt, ...) or model YAML")
+    p.add_argument("data", metavar="DATA", help="data YAML of the full-frame dataset")
+    p.add_argument("--split", default="val", help="split to evaluate (val)")
+    p.add_argument(
+        "--max-det",
+        type=int,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help="detections kept per frame after merging (default 1500, AI-TOD's protocol)",
+    )
+    _add_slicing_args(p, conf=0.001, postprocess="NMS", metric="IOU")
+    p.add_argument("--name", default="val-sliced", help="run folder name (val-sliced)")
+    p.set_defaults(func=cmd_val)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the `hsfpn-yolo` argument parser with all subcommands."""
     parser = argparse.ArgumentParser(
@@ -277,7 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst", type=Path, metavar="DST", help="output folder")
     p.add_argument("--train", type=int, default=argparse.SUPPRESS, metavar="N", help="number of training images")
     p.add_argument("--val", type=int, default=argparse.SUPPRESS, metavar="M", help="number of validation images")
-    p.add_argument("--imgsz", type=int, default=argparse.SUPPRESS, metavar="S", help="image size in pixels")
+    p.add_argument(
+        "--imgsz",
+        type=int,
+        default=argparse.SUPPRESS,
+        metavar="S",
+        help="frame side in pixels; object sizes in pixels "
+        "do not change with it, so e.g. --imgsz 1536 gives large frames for tiling and sliced inference",
+    )
     p.add_argument("--seed", type=int, default=argparse.SUPPRESS, metavar="K", help="random seed")
     p.add_argument("--obb", action="store_true", default=argparse.SUPPRESS, help="oriented-box labels (yolo obb train)")
     p.set_defaults(func=cmd_synth)
@@ -294,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", default=argparse.SUPPRESS, help="folder for the run (default: runs/demo)")
     p.set_defaults(func=cmd_demo)
 
+    _large_frame_parsers(commands)
     _bench_parsers(commands)
     return parser
 

@@ -241,3 +241,18 @@ def test_dataset_yaml_generates_on_first_use(tmp_path, monkeypatch):
 
     with pytest.raises(ValueError, match="CLASS_NAMES"):
         synth.download({"path": tmp_path / "other", "names": {0: "car"}})
+
+
+def test_large_frames_keep_object_sizes_in_pixels(tmp_path):
+    """A 1024 px frame holds objects of the same pixel sizes as 256 px frames, at the same density per pixel."""
+    sizes, density = {}, {}
+    for imgsz, n in (1024, 2), (256, 32):
+        summary = synth.generate(tmp_path / str(imgsz), train=n, val=0, imgsz=imgsz, progress=False)
+        lab = _labels(Path(summary["path"]), "train")
+        sizes[imgsz] = np.sqrt(lab[:, 3] * lab[:, 4]) * imgsz
+        density[imgsz] = len(lab) / (n * imgsz**2) * 1e6  # objects per megapixel
+    for s in sizes.values():
+        assert 2 <= s.min() and s.max() <= 32
+    # had sizes scaled with the frame, the 1024 px median would be four times the 256 px one
+    assert np.median(sizes[1024]) == pytest.approx(np.median(sizes[256]), rel=0.3)
+    assert density[1024] == pytest.approx(density[256], rel=0.3)

@@ -280,3 +280,44 @@ def test_yolo_val_command_prints_size_line(data_yaml, tmp_path):
     log = out.stdout + out.stderr
     assert "Tiny-object AP (AI-TOD sizes): AP " in log and "AP_vt" in log and "AP_m" in log, log[-3000:]
     assert (tmp_path / "cli" / JSON_NAME).exists() and (tmp_path / "cli" / CSV_NAME).exists()
+
+
+# Dense frames -----------------------------------------------------------------------------------------------------
+
+
+def test_cap_detections_keeps_the_best_per_image():
+    """Each image keeps its max_det highest-scoring predictions, whatever the order they come in."""
+    from hsfpn_yolo.metrics.tiny import cap_detections
+
+    pred = np.array([[1, 0, c, 0, 0, 1, 1] for c in (0.2, 0.9, 0.5)] + [[0, 0, c, 0, 0, 1, 1] for c in (0.1, 0.3, 0.7)])
+    kept = cap_detections(pred, 2)
+    assert kept[:, [0, 2]].tolist() == [[0, 0.7], [0, 0.3], [1, 0.9], [1, 0.5]]
+    assert len(cap_detections(pred, 1500)) == 6
+
+
+@pytest.mark.parametrize("max_det, warned", [(5, True), (1500, False)])
+def test_validation_warns_on_frames_denser_than_max_det(tmp_path, monkeypatch, max_det, warned):
+    """An image with more objects (8) than max_det: the warning gives the count of such images and AI-TOD's cap."""
+    from ultralytics.models.yolo.detect import DetectionValidator
+
+    monkeypatch.delenv(hooks.ENV_VAR, raising=False)
+    messages = []
+    monkeypatch.setattr(hooks.LOGGER, "warning", lambda msg, *a, **k: messages.append(str(msg)))
+    validator = DetectionValidator(save_dir=tmp_path, args={"task": "detect", "max_det": max_det})
+    hooks.on_val_start(validator)
+    hooks._force_on(validator)
+    hooks._start(validator, model=None)
+    dense = _boxes(*((0, 10 * i, 10, 5) for i in range(8)))[:, 1:]
+    sparse = _boxes((0, 10, 10, 5), (0, 30, 10, 5))[:, 1:]
+    collector = getattr(validator, hooks._STATE)
+    found = dense[:max_det]  # Ultralytics' NMS hands over at most max_det boxes per image
+    collector.add(dense, np.c_[found[:, :1], np.full(len(found), 0.9), found[:, 1:]])
+    collector.add(sparse, np.c_[sparse[:, :1], np.full(2, 0.9), sparse[:, 1:]])
+    hooks.on_val_end(validator)
+    # 7 of 10 objects found at precision 1: recall 0.7, AP50 about 0.7 on COCO's 101 recall points; all found: 1
+    assert validator.metrics.tiny["AP50"] == pytest.approx(0.7 if warned else 1.0, abs=0.015)
+    warning = (
+        "1 of 2 images hold more ground-truth objects than max_det=5, so their recall and tiny-object AP are capped"
+    )
+    assert [m for m in messages if warning in m and "max_det=1500" in m] == ([messages[0]] if warned else [])
+    assert len(messages) == int(warned)

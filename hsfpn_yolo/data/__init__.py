@@ -1,1 +1,1 @@
-"""Datasets: the built-in synthetic tiny-object set (`synth`) and the VisDrone / AI-TOD converters."""
+"""Datasets: the built-in synthetic tiny-object set (`synth`), the VisDrone / AI-TOD converters and tiling (`tiles`)."""

@@ -16,7 +16,7 @@ import numpy as np
 from ultralytics.utils import LOGGER, RANK
 
 from .report import format_line, save_report
-from .tiny import MAX_DETS, size_counts, tiny_ap
+from .tiny import MAX_DETS, dense_warning, frames_over, size_counts, tiny_ap
 
 ENV_VAR = "HSFPN_TINY_METRICS"  # "1": on for every detection model, "0": off even for HS-FPN models
 _OFF = {"0", "false", "off", "no"}
@@ -151,6 +151,9 @@ def on_val_end(validator) -> None:
         counts = size_counts(gt)
         validator.metrics.tiny, validator.metrics.tiny_counts = results, counts
         LOGGER.info(format_line(results, counts))
+        max_det = int(validator.args.max_det or 0)
+        if max_det and (over := frames_over(gt, images, max_det)):  # NMS kept only max_det per image before we saw them
+            LOGGER.warning(dense_warning(over, images, max_det))
         save_report(validator.save_dir, results, counts, images, "train" if validator.training else "val")
     except Exception as e:  # a reporting extra must never fail the validation itself
         LOGGER.warning(f"tiny-object AP unavailable: {e}")

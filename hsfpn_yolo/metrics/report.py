@@ -30,7 +30,9 @@ def format_line(results: dict[str, float], counts: dict[str, int]) -> str:
     return f"Tiny-object AP (AI-TOD sizes): {values} | objects {objects}"
 
 
-def save_report(save_dir: Path, results: dict[str, float], counts: dict[str, int], images: int, mode: str) -> None:
+def save_report(
+    save_dir: Path, results: dict[str, float], counts: dict[str, int], images: int, mode: str, extra: dict | None = None
+) -> None:
     """Write the latest results to `tiny_metrics.json` and append them as one row of `tiny_metrics.csv`.
 
     Args:
@@ -38,7 +40,8 @@ def save_report(save_dir: Path, results: dict[str, float], counts: dict[str, int
         results (dict[str, float]): Values for `KEYS`.
         counts (dict[str, int]): Ground-truth box counts per size range key and "all".
         images (int): Number of evaluated images.
-        mode (str): "train" for a validation during training epochs, "val" otherwise.
+        mode (str): "train" for a validation during training epochs, "val" for `yolo val`, "sliced" for sliced val.
+        extra (dict, optional): More fields for the JSON report (e.g. the slicing settings and time per frame).
     """
     save_dir = Path(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
@@ -47,6 +50,7 @@ def save_report(save_dir: Path, results: dict[str, float], counts: dict[str, int
         "images": images,
         "instances": counts,
         "size_ranges_px": {k: list(v) for k, v in SIZE_RANGES.items()},  # by sqrt(box area), original image pixels
+        **(extra or {}),
     }
     (save_dir / JSON_NAME).write_text(json.dumps(report, indent=2), encoding="utf-8")
 

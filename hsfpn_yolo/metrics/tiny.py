@@ -110,3 +110,43 @@ def size_counts(gt: np.ndarray) -> dict[str, int]:
     gt = np.asarray(gt, dtype=np.float64).reshape(-1, 6)
     area = (gt[:, 4] - gt[:, 2]) * (gt[:, 5] - gt[:, 3])
     return {"all": len(gt), **bucket_counts(np.sqrt(area))}
+
+
+def frames_over(gt: np.ndarray, num_images: int, max_det: int) -> int:
+    """Return how many images hold more ground-truth boxes than MAX_DET (their recall is capped by it).
+
+    Args:
+        gt (np.ndarray): (N, 6) ground truth rows of [image, cls, x1, y1, x2, y2].
+        num_images (int): Number of evaluated images.
+        max_det (int): Detections kept per image before evaluation (Ultralytics' `max_det`).
+    """
+    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 6)
+    per_image = np.bincount(gt[:, 0].astype(int), minlength=num_images)
+    return int((per_image > max_det).sum())
+
+
+def dense_warning(over: int, num_images: int, max_det: int) -> str:
+    """Return the warning for images with more ground-truth boxes than MAX_DET."""
+    return (
+        f"{over} of {num_images} images hold more ground-truth objects than max_det={max_det}, so their recall and "
+        f"tiny-object AP are capped; AI-TOD's protocol keeps up to {MAX_DETS} detections per image: validate with "
+        f"max_det={MAX_DETS}"
+    )
+
+
+def cap_detections(pred: np.ndarray, max_det: int) -> np.ndarray:
+    """Keep each image's MAX_DET highest-scoring predictions, as Ultralytics' NMS does with `max_det`.
+
+    Args:
+        pred (np.ndarray): (M, 7) prediction rows of [image, cls, conf, x1, y1, x2, y2].
+        max_det (int): Predictions kept per image.
+
+    Returns:
+        (np.ndarray): The kept rows, grouped by image, highest confidence first within an image.
+    """
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 7)
+    order = np.lexsort((-pred[:, 2], pred[:, 0]))  # by image, then by descending confidence
+    pred = pred[order]
+    _, first = np.unique(pred[:, 0], return_index=True)
+    rank = np.arange(len(pred)) - np.repeat(first, np.diff(np.r_[first, len(pred)]))
+    return pred[rank < max_det]
