@@ -68,7 +68,7 @@ def wrap_check_yaml(stock):
             message = not_found_message(name, models) if hard else None
             if message:
                 raise FileNotFoundError(message)
-        return stock(file, suffix, hard=hard)  # Ultralytics' own error for every other name
+        return stock(file, suffix, hard=True) if hard else found  # Ultralytics' own error for every other name
 
     check_yaml.hsfpn_stock = stock
     return check_yaml
