@@ -32,6 +32,17 @@ UNSUPPORTED: dict[str, str] = {}
 TOLERANCE = {32: (1e-3, 1e-3), 16: (2e-2, 2e-2)}
 
 
+OUTLIERS = 1e-4  # share of elements allowed beyond the tolerance (fp32 rounding amplified in a few), at most 10x it
+
+
+def outputs_match(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> bool:
+    """Return True when all but a share `OUTLIERS` of the elements are within atol + rtol * |expected| and none is
+    beyond ten times that: the runtimes round differently, a broken conversion moves many elements."""
+    tol = atol + rtol * np.abs(expected)
+    diff = np.abs(got - expected)
+    return bool(np.all(diff <= 10 * tol) and np.mean(diff > tol) <= OUTLIERS)  # NaN fails both
+
+
 class ExportParityError(RuntimeError):
     """An exported HS-FPN model does not reproduce the PyTorch model's output."""
 
@@ -89,11 +100,11 @@ def verify_export(
     if end_to_end:  # top-k rows (boxes, score, class): near ties may come out in either order, so compare the scores
         got, expected = (-np.sort(-y[..., 4], axis=-1) for y in (got, expected))
     diff = float(np.abs(got - expected).max())
-    if not np.allclose(got, expected, rtol=rtol, atol=atol):  # NaN fails too
+    if not outputs_match(got, expected, rtol, atol):
         raise ExportParityError(
             f"format='{fmt}' produced a broken HS-FPN model: on a {tuple(im.shape)} input its output differs from "
-            f"PyTorch's by up to {diff:.3g}, beyond atol={atol:g} + rtol={rtol:g} x |PyTorch output|. Do not deploy "
-            f"{path}."
+            f"PyTorch's by up to {diff:.3g}, beyond atol={atol:g} + rtol={rtol:g} x |PyTorch output| (allowed: "
+            f"{OUTLIERS:g} of the elements up to 10x that). Do not deploy {path}."
         )
     return f"{fmt}: outputs match PyTorch (max |difference| {diff:.2g}; atol={atol:g}, rtol={rtol:g})"
 
