@@ -22,6 +22,7 @@ import torch
 
 from .nn import HFP, SDP
 from .nn.pooling import exporting
+from .transfer import has_blocks
 
 # Formats known not to carry the blocks, with the reason; the export fails before converting. Every format whose
 # converter installs on Linux x86 from PyPI was exported and checked (docs/deploy.md): none is listed today.
@@ -45,11 +46,6 @@ def outputs_match(got: np.ndarray, expected: np.ndarray, rtol: float, atol: floa
 
 class ExportParityError(RuntimeError):
     """An exported HS-FPN model does not reproduce the PyTorch model's output."""
-
-
-def has_hsfpn_blocks(model: torch.nn.Module) -> bool:
-    """Return True if `model` contains an HFP or SDP block."""
-    return isinstance(model, torch.nn.Module) and any(isinstance(m, (HFP, SDP)) for m in model.modules())
 
 
 def check_format(fmt: str) -> None:
@@ -118,7 +114,7 @@ def wrap_exporter_call(stock):
 
     @functools.wraps(stock)
     def __call__(self, model=None, *args, **kwargs):
-        if not has_hsfpn_blocks(model):
+        if not has_blocks(model, (HFP, SDP)):  # Sum and the block-free designs export as stock layers do
             return stock(self, model, *args, **kwargs)
         from ultralytics.utils import LOGGER
 

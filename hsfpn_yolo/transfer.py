@@ -95,15 +95,20 @@ def widened_inputs(source: nn.Module, target: nn.Module) -> dict[str, torch.Tens
     return out
 
 
+def has_blocks(model: Any, blocks: tuple[type, ...] = BLOCKS) -> bool:
+    """Return True if an Ultralytics model has one of `blocks` (default: every HS-FPN block) among its YAML layers."""
+    layers = _layers(model)
+    return layers is not None and any(isinstance(m, blocks) for m in layers)
+
+
 def is_hsfpn(model: Any) -> bool:
     """Return True for a model built from an hsfpn-yolo YAML: HS-FPN blocks among its layers, or `hsfpn_yolo: true`
     in its YAML (the block-free designs, e.g. yolov8-finepath.yaml).
     """
-    layers = _layers(model)
-    if layers is None:
+    if _layers(model) is None:
         return False
     marked = isinstance(getattr(model, "yaml", None), dict) and bool(model.yaml.get("hsfpn_yolo"))
-    return marked or any(isinstance(m, BLOCKS) for m in layers)
+    return marked or has_blocks(model)
 
 
 def wrap_load(stock):

@@ -11,7 +11,8 @@ import torch
 import yaml
 
 import hsfpn_yolo  # noqa: F401  (registers the blocks)
-from hsfpn_yolo.nn import HFP, SDP, LayerScale
+from hsfpn_yolo.bench.common import open_gates
+from hsfpn_yolo.nn import HFP, SDP
 from hsfpn_yolo.transfer import layer_map
 from tests.conftest import CFG
 from tests.stock import assert_stock_tensors_transferred, assert_stock_layers_kept, stock_checkpoint
@@ -186,10 +187,7 @@ ONNX_DEFAULT = {"yolo26n-hsfpn.yaml"}  # one end-to-end model in the default run
 
 def opened(model: YOLO) -> YOLO:
     """Open the zero-initialised gates at random, so that the blocks change the output being compared."""
-    torch.manual_seed(0)
-    for m in model.model.modules():
-        if isinstance(m, LayerScale):
-            m.gamma.data.uniform_(0.5, 1.0)
+    open_gates(model.model, torch.Generator().manual_seed(0))
     return model
 
 

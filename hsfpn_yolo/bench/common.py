@@ -128,6 +128,19 @@ def save_json(path: str | Path, data: dict[str, Any]) -> Path:
     return path
 
 
+def open_gates(model, generator=None) -> None:
+    """Set every HS-FPN residual gate of `model` to random values in [0.5, 1), in place, so the blocks show in its
+    output (zero-initialised gates make a fresh model compute the stock one)."""
+    import torch
+
+    from hsfpn_yolo.nn import LayerScale
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, LayerScale):
+                m.gamma.copy_(0.5 + 0.5 * torch.rand(m.gamma.shape, generator=generator))
+
+
 def make_responsive(model, seed: int = 0, logit_std: float = 2.0, imgsz: int = 128) -> None:
     """Make a briefly trained (or fresh) detection model's raw output depend on its input and HS-FPN blocks, in place.
 
@@ -144,8 +157,6 @@ def make_responsive(model, seed: int = 0, logit_std: float = 2.0, imgsz: int = 1
     """
     import torch
 
-    from hsfpn_yolo.nn import LayerScale
-
     generator = torch.Generator().manual_seed(seed)
     head = model.model[-1]
     finals = [branch[-1] for branch in (*head.cv2, *head.cv3)]
@@ -153,10 +164,8 @@ def make_responsive(model, seed: int = 0, logit_std: float = 2.0, imgsz: int = 1
     hooks = [
         conv.register_forward_hook(lambda m, i, o: outputs.__setitem__(m, o - m.bias.view(-1, 1, 1))) for conv in finals
     ]
+    open_gates(model, generator)
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, LayerScale):
-                m.gamma.copy_(0.5 + 0.5 * torch.rand(m.gamma.shape, generator=generator))
         training = model.training
         model.eval()(torch.rand(1, 3, imgsz, imgsz, generator=generator))
         model.train(training)
