@@ -1,62 +1,95 @@
-"""Start-up hook: register the HS-FPN blocks the moment Ultralytics' model code is imported.
+"""Start-up hook: patch each Ultralytics module the moment it has finished loading, never before and never another one.
 
-Runs from a `.pth` file at every interpreter start, so it imports nothing heavy (no torch, no importlib.abc).
+Runs from a `.pth` file at every interpreter start, so it imports nothing heavy (no torch, no Ultralytics, no
+importlib.abc). A patch runs right after its own module has executed, with that module as its only argument, and
+imports no Ultralytics module itself: importing one from there could re-enter a package that is still half-loaded (a
+user's first `import ultralytics.data` would then fail). Every Ultralytics symbol the patches touch is listed in
+docs/compatibility.md.
 """
 
 import sys
 
-_TARGET = "ultralytics.nn.tasks"
+# Ultralytics module -> "our module:function" that patches it once it has executed
+PATCHES = {
+    "ultralytics.nn.tasks": "hsfpn_yolo.register:patch_tasks",  # YAML parser, weight transfer, bare names
+    "ultralytics.engine.exporter": "hsfpn_yolo.export:patch_exporter",  # the export check
+    "ultralytics.utils.callbacks.base": "hsfpn_yolo.metrics.hooks:patch_callbacks",  # tiny-object AP
+}
 
 
-def _register() -> None:
-    """Register the blocks and install the tiny-object metrics (imports torch and Ultralytics, loaded by then anyway)."""
-    from hsfpn_yolo.metrics import install as install_tiny_metrics
-    from hsfpn_yolo.register import register
+def apply_patch(name: str, module) -> None:
+    """Apply the patch of Ultralytics module `name` to `module` (each patch is idempotent)."""
+    import importlib
 
-    register()
-    install_tiny_metrics()
+    where, function = PATCHES[name].split(":")
+    getattr(importlib.import_module(where), function)(module)
 
 
-class _RegisterAfterExec:
-    """Loader wrapper that registers the blocks right after `ultralytics.nn.tasks` has executed."""
+def is_loaded(name: str) -> bool:
+    """Return whether module `name` has finished executing (not merely entered into sys.modules)."""
+    module = sys.modules.get(name)
+    return module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False)
 
-    def __init__(self, loader):
-        self.loader = loader
+
+class _PatchAfterExec:
+    """Loader wrapper that executes a module with its own loader, then applies its patch."""
+
+    def __init__(self, loader, name: str):
+        self.loader, self.name = loader, name
+
+    def __getattr__(self, attr):
+        """Delegate everything else (get_source, resource readers, ...) to the real loader."""
+        return getattr(self.loader, attr)
 
     def create_module(self, spec):
         """Delegate module creation."""
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
-        """Execute the module, then register."""
+        """Execute the module, hand it back its own loader, then patch it."""
         self.loader.exec_module(module)
-        _register()
+        module.__loader__ = self.loader
+        if getattr(module, "__spec__", None) is not None:
+            module.__spec__.loader = self.loader
+        apply_patch(self.name, module)
 
 
-class _TasksFinder:
-    """Meta-path finder that wraps the loader of `ultralytics.nn.tasks` and then leaves `sys.meta_path`."""
+class _PatchFinder:
+    """Meta-path finder that wraps the loaders of the modules in PATCHES; it leaves `sys.meta_path` once all are seen."""
+
+    def __init__(self, pending: set[str]):
+        self.pending = pending
 
     def find_spec(self, name, path=None, target=None):
-        """Find `ultralytics.nn.tasks` through the remaining finders and wrap its loader."""
-        if name != _TARGET:
+        """Find a module in PATCHES through the remaining finders and wrap its loader; ignore every other name."""
+        if name not in self.pending:
             return None
-        if self in sys.meta_path:
+        self.pending.discard(name)
+        if not self.pending and self in sys.meta_path:
             sys.meta_path.remove(self)
         for finder in sys.meta_path:
+            if finder is self:
+                continue
             spec = getattr(finder, "find_spec", lambda *a: None)(name, path, target)
             if spec is not None:
                 if spec.loader is not None:
-                    spec.loader = _RegisterAfterExec(spec.loader)
+                    spec.loader = _PatchAfterExec(spec.loader, name)
                 return spec
         return None
 
 
 def install() -> None:
-    """Install the hook once; if Ultralytics' model code is already loaded, register at once."""
-    if _TARGET in sys.modules:
-        _register()
-    elif not any(isinstance(f, _TasksFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _TasksFinder())
+    """Patch the modules already loaded at once and watch for the others (idempotent)."""
+    if any(isinstance(f, _PatchFinder) for f in sys.meta_path):
+        return
+    pending = set()
+    for name in PATCHES:
+        if is_loaded(name):
+            apply_patch(name, sys.modules[name])
+        else:
+            pending.add(name)
+    if pending:
+        sys.meta_path.insert(0, _PatchFinder(pending))
 
 
 install()

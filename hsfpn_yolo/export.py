@@ -1,21 +1,23 @@
 """Guard Ultralytics' exporter for HS-FPN models: exact export formulation on, and no export that silently breaks.
 
-The wrapper around `Exporter.__call__` (installed by `hsfpn_yolo.register`, nothing in Ultralytics is edited) does three
-things for a model with HFP or SDP blocks and leaves every other model alone:
+The wrapper around `Exporter.__call__` (installed when `ultralytics.engine.exporter` loads, nothing in Ultralytics is
+edited) does three things for a model with HFP or SDP blocks and leaves every other model alone:
 
 1. refuses, before converting, a format listed in `UNSUPPORTED` with an error naming the format and the reason;
 2. exports inside `exporting()`, so the blocks trace to the operations every converter carries (see `nn/pooling.py`),
    also for torch.export-based converters (LiteRT) that run the forward like eager code;
 3. runs the exported file once through Ultralytics' `AutoBackend` on a fixed random input of the export size and
-   compares its raw output with the PyTorch model's; a mismatch beyond the tolerance of the export's precision fails
-   the export with the format, the difference and the tolerance. Formats whose runtime cannot run on this machine
-   (or int8 exports, which are not meant to match) are reported as exported without that check.
+   compares its raw output with the PyTorch model's by `outputs_match`. The check fails closed: a mismatch, an output
+   of another shape, or an exported file that does not load or run fails the export with the format and the cause.
+   Left uncompared, and said so: int8 exports (not meant to match) and formats in `RUNS_ELSEWHERE` on a machine
+   without their hardware. `HSFPN_EXPORT_CHECK=0` skips the comparison (the export is then unchecked).
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import os
 
 import numpy as np
 import torch
@@ -31,9 +33,29 @@ UNSUPPORTED: dict[str, str] = {}
 # precision the export keeps (`quantize`: 32 or unset, 16, or an int8 scheme, which is not compared). The raw output
 # holds box coordinates in pixels and class scores in [0, 1].
 TOLERANCE = {32: (1e-3, 1e-3), 16: (2e-2, 2e-2)}
-
-
 OUTLIERS = 1e-4  # share of elements allowed beyond the tolerance (fp32 rounding amplified in a few), at most 10x it
+ENV_VAR = "HSFPN_EXPORT_CHECK"  # "0": export without the comparison
+
+
+# Formats whose exported files run only on their own hardware or runtime, never through AutoBackend on a plain machine
+RUNS_ELSEWHERE = {
+    "edgetpu": "Edge TPU models run on an Edge TPU only",
+    "tfjs": "TF.js models run in JavaScript, not through Ultralytics' AutoBackend",
+    "imx": "IMX models run on a Sony IMX500 sensor only",
+    "rknn": "RKNN models run on a Rockchip NPU only",
+    "axelera": "Axelera models run on an Axelera accelerator only",
+}
+
+
+def runs_elsewhere(fmt: str) -> str | None:
+    """Return why an export of `fmt` cannot run on this machine (so it is not compared), or None if it can."""
+    import platform
+
+    if fmt == "coreml" and platform.system() != "Darwin":
+        return "Core ML models run on macOS only"
+    if fmt == "engine" and not torch.cuda.is_available():
+        return "TensorRT engines run on an NVIDIA GPU only"
+    return RUNS_ELSEWHERE.get(fmt)
 
 
 def outputs_match(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> bool:
@@ -42,6 +64,14 @@ def outputs_match(got: np.ndarray, expected: np.ndarray, rtol: float, atol: floa
     tol = atol + rtol * np.abs(expected)
     diff = np.abs(got - expected)
     return bool(np.all(diff <= 10 * tol) and np.mean(diff > tol) <= OUTLIERS)  # NaN fails both
+
+
+def match_rule(rtol: float, atol: float) -> str:
+    """Return `outputs_match`'s rule in words, as the check's messages state it."""
+    return (
+        f"every element within 10 x (atol {atol:g} + rtol {rtol:g} x |PyTorch output|) and all but {OUTLIERS:.2%} "
+        "within 1 x that"
+    )
 
 
 class ExportParityError(RuntimeError):
@@ -74,35 +104,39 @@ def reference_output(model: torch.nn.Module, im: torch.Tensor, end_to_end: bool 
 def verify_export(
     path: str, fmt: str, args, im: torch.Tensor, expected: np.ndarray, device, end_to_end: bool = False
 ) -> str:
-    """Run the exported `path` through AutoBackend on `im`; raise ExportParityError when it departs from `expected`.
+    """Run the exported `path` through AutoBackend on `im`; raise ExportParityError unless it reproduces `expected`.
 
     With `end_to_end` (YOLO26's NMS-free output, rows ordered by score) the sorted scores are compared.
 
-    Returns a one-line summary of what was checked (or why it could not be).
+    Returns a one-line summary of what was checked (or why it was not).
     """
     bits = 16 if args.quantize == 16 or getattr(args, "half", False) else 32 if args.quantize in (None, 32) else 8
     if bits == 8:
         return f"{fmt}: int8 export (quantize={args.quantize}), outputs not compared with PyTorch"
+    if reason := runs_elsewhere(fmt):
+        return f"{fmt}: exported, outputs not compared with PyTorch ({reason})"
     from ultralytics.nn.autobackend import AutoBackend
 
+    fail = f"format='{fmt}' export of an HS-FPN model failed its check against PyTorch"
+    skip = f"Do not deploy {path}; {ENV_VAR}=0 exports without the check."
     try:
         backend = AutoBackend(path, device=device, fp16=bits == 16, verbose=False)
         got = first_tensor(backend(im.to(device)))
-    except Exception as e:  # the runtime is missing or cannot run on this machine (Edge TPU, TensorRT without GPU...)
-        return f"{fmt}: exported, outputs not compared with PyTorch here ({type(e).__name__}: {e})"
+    except Exception as e:
+        raise ExportParityError(f"{fail}: the exported file did not run ({type(e).__name__}: {e}). {skip}") from e
     if got.shape != expected.shape:
-        return f"{fmt}: exported, output shape {got.shape} differs from PyTorch's {expected.shape} (not compared)"
+        raise ExportParityError(f"{fail}: output shape {got.shape}, PyTorch's is {expected.shape}. {skip}")
     rtol, atol = TOLERANCE[bits]
     if end_to_end:  # top-k rows (boxes, score, class): near ties may come out in either order, so compare the scores
         got, expected = (-np.sort(-y[..., 4], axis=-1) for y in (got, expected))
     diff = float(np.abs(got - expected).max())
+    rule = match_rule(rtol, atol)
     if not outputs_match(got, expected, rtol, atol):
         raise ExportParityError(
-            f"format='{fmt}' produced a broken HS-FPN model: on a {tuple(im.shape)} input its output differs from "
-            f"PyTorch's by up to {diff:.3g}, beyond atol={atol:g} + rtol={rtol:g} x |PyTorch output| (allowed: "
-            f"{OUTLIERS:g} of the elements up to 10x that). Do not deploy {path}."
+            f"{fail}: on a {tuple(im.shape)} input its output differs by up to {diff:.3g}, which breaks the rule "
+            f"({rule}). {skip}"
         )
-    return f"{fmt}: outputs match PyTorch (max |difference| {diff:.2g}; atol={atol:g}, rtol={rtol:g})"
+    return f"{fmt}: outputs match PyTorch by the rule ({rule}); largest difference {diff:.2g}"
 
 
 def wrap_exporter_call(stock):
@@ -123,8 +157,14 @@ def wrap_exporter_call(stock):
         with exporting():
             path = stock(self, model, *args, **kwargs)
         fmt = self.args.format  # as normalised by the exporter
-        if path is None or getattr(self.args, "nms", False):
-            return path  # nothing to check, or NMS in the graph (different outputs)
+        if path is None:
+            return path
+        if getattr(self.args, "nms", False):  # NMS in the graph: its output is not the PyTorch model's raw output
+            LOGGER.info(f"hsfpn-yolo: {fmt} export with nms=True, outputs not compared with PyTorch")
+            return path
+        if os.getenv(ENV_VAR, "").strip().lower() in {"0", "false", "off", "no"}:
+            LOGGER.warning(f"hsfpn-yolo: {fmt} export not compared with PyTorch ({ENV_VAR}=0)")
+            return path
         im = torch.rand((1, *self.im.shape[1:]), generator=torch.Generator().manual_seed(0))
         # The exporter takes the NMS-free branch of an end-to-end head (YOLO26) exactly when nms=False
         e2e = self.args.nms is False and getattr(model.model[-1], "one2one_cv2", None) is not None
@@ -135,3 +175,13 @@ def wrap_exporter_call(stock):
 
     __call__.hsfpn_stock = stock
     return __call__
+
+
+def patch_exporter(exporter) -> None:
+    """Guard `Exporter.__call__` of the loaded `ultralytics.engine.exporter` module (idempotent).
+
+    Args:
+        exporter (module): `ultralytics.engine.exporter`, fully executed.
+    """
+    if not hasattr(exporter.Exporter.__call__, "hsfpn_stock"):
+        exporter.Exporter.__call__ = wrap_exporter_call(exporter.Exporter.__call__)

@@ -10,6 +10,7 @@ also indexes like its first entry, so the stock `c2 = ch[f]` yields the (preserv
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import importlib
 import inspect
@@ -18,15 +19,13 @@ import sys
 import torch
 
 from . import lookup
-from .export import wrap_exporter_call
-from .nn import HFP, SDP, ConvReLU, DCTHighPass, LayerScale, Sum
+from .nn import BLOCKS, HFP, SDP, ConvReLU, DCTHighPass, LayerScale, Sum
 from .transfer import wrap_load
 
-BLOCKS = {"HFP": HFP, "SDP": SDP, "Sum": Sum}
-INPUTS = {  # `from` entries each block takes: fewest, most (None: no limit), and how to write them
+INPUTS = {  # `from` entries each block takes: fewest, most (None: no limit), and how to write them ({} an earlier layer)
     HFP: (1, 1, "a single layer index, e.g. -1"),
-    SDP: (2, 2, "[finer level, coarser level (same size or half)], e.g. [-1, 14]"),
-    Sum: (2, None, "a list of layer indices, e.g. [-1, 14]"),
+    SDP: (2, 2, "[finer level, coarser level (same size or half)], e.g. [-1, {}]"),
+    Sum: (2, None, "a list of layer indices, e.g. [-1, {}]"),
 }
 MIXED_WIDTHS = {SDP}  # blocks whose inputs may differ in channels: they get the list of input channels
 
@@ -55,7 +54,7 @@ def _block_args(i: int, f, n: int, name: str, args: list, channels: list[int]) -
     fewest, most, how = INPUTS[cls]
     if not fewest <= len(inputs) <= (most or len(inputs)):
         count = f"exactly {fewest}" if fewest == most else f"{fewest} or more"
-        raise ValueError(f"{where} takes {count} input(s) but `from` is {f}: write `from` as {how}.")
+        raise ValueError(f"{where} takes {count} input(s) but `from` is {f}: write `from` as {how.format(max(i - 2, 0))}.")
     if not all(-i <= j < i for j in inputs):
         raise ValueError(f"{where}: `from` {f} must name earlier layers (0..{i - 1}, or -1..-{i}).")
     if n != 1:
@@ -104,6 +103,33 @@ def _layer_channels(d: dict, ch: int, stock) -> list[int]:
     return list(captured[0])
 
 
+class UnknownModuleError(KeyError):
+    """A model YAML row names a module the parser cannot find (a KeyError, as the stock parser raises, that says so)."""
+
+    def __str__(self) -> str:
+        """Return the message itself (KeyError would quote it)."""
+        return str(self.args[0])
+
+
+def check_module_names(rows: list, namespace: dict) -> None:
+    """Raise UnknownModuleError for the first row whose module the stock parser would not resolve.
+
+    Args:
+        rows (list): The model YAML's backbone and head rows.
+        namespace (dict): Globals the stock parser resolves bare names from (`ultralytics.nn.tasks`).
+    """
+    for i, (_, _, name, _) in enumerate(rows):
+        if not isinstance(name, str) or name.startswith(("nn.", "torchvision.ops.")) or name in namespace:
+            continue
+        layers = [k for k, v in namespace.items() if isinstance(v, type) and issubclass(v, torch.nn.Module)]
+        close = difflib.get_close_matches(name, layers, n=3, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownModuleError(
+            f"model YAML layer {i}: unknown module '{name}'.{hint} Use an HS-FPN block ({', '.join(BLOCKS)}), an "
+            "Ultralytics layer (ultralytics.nn.modules), nn.<torch.nn module> or torchvision.ops.<module>."
+        )
+
+
 def wrap_parse_model(stock):
     """Return a `parse_model` that builds HS-FPN rows and defers everything else to `stock`.
 
@@ -114,6 +140,7 @@ def wrap_parse_model(stock):
     @functools.wraps(stock)
     def parse_model(d, ch, verbose=True):
         rows = d["backbone"] + d["head"]
+        check_module_names(rows, stock.__globals__)
         if not any(row[2] in BLOCKS for row in rows):
             return stock(d, ch, verbose=verbose)
         channels = _layer_channels(d, ch, stock)
@@ -141,15 +168,16 @@ def wrap_parse_model(stock):
     return parse_model
 
 
-def register() -> None:
-    """Expose the blocks in Ultralytics' namespaces, wrap its YAML parser, model YAML lookup, weight loading and
-    exporter, and allow the blocks under safe loading (idempotent). The tiny-object metrics are installed separately
-    (`hsfpn_yolo.metrics.install`).
+def patch_tasks(tasks) -> None:
+    """Teach `ultralytics.nn.tasks` the blocks: names for the YAML parser, the parser wrapper, stock-checkpoint transfer,
+    bare model names and safe loading (idempotent; imports no Ultralytics module, see `hsfpn_yolo._autoload`).
+
+    Args:
+        tasks (module): `ultralytics.nn.tasks`, fully executed.
     """
-    # Registration may run while `ultralytics.nn` is still importing `tasks`, so look modules up in sys.modules.
-    tasks, modules = (importlib.import_module(f"ultralytics.nn.{m}") for m in ("tasks", "modules"))
     if hasattr(tasks.parse_model, "hsfpn_stock"):
         return
+    modules = sys.modules["ultralytics.nn.modules"]  # `tasks` imports from it, so it has finished loading
     for name, cls in BLOCKS.items():
         setattr(tasks, name, cls)  # the parser resolves YAML names from these globals at call time
         setattr(modules, name, cls)
@@ -159,6 +187,16 @@ def register() -> None:
     package = sys.modules.get("ultralytics.nn")
     if package is not None and hasattr(package, "parse_model"):  # re-exported copy, once `ultralytics.nn` is loaded
         package.parse_model = tasks.parse_model
-    exporter = importlib.import_module("ultralytics.engine.exporter")
-    exporter.Exporter.__call__ = wrap_exporter_call(exporter.Exporter.__call__)  # HS-FPN exports checked
     torch.serialization.add_safe_globals([*BLOCKS.values(), ConvReLU, DCTHighPass, LayerScale])
+
+
+def register() -> None:
+    """Apply every patch of `hsfpn_yolo._autoload.PATCHES` now, importing those Ultralytics modules (idempotent).
+
+    Installing the package does this by itself, module by module as Ultralytics loads them; call it only where the
+    start-up hook cannot run (e.g. `python -S`).
+    """
+    from ._autoload import PATCHES, apply_patch
+
+    for name in PATCHES:
+        apply_patch(name, importlib.import_module(name))

@@ -20,9 +20,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .nn import HFP, SDP, Sum
+from .nn import BLOCKS as BLOCK_NAMES
 
-BLOCKS = (HFP, SDP, Sum)
+BLOCKS = tuple(BLOCK_NAMES.values())
 
 
 def _layers(model: nn.Module) -> list[nn.Module] | None:
@@ -118,8 +118,6 @@ def wrap_load(stock):
         stock (Callable): Ultralytics' `BaseModel.load`.
     """
 
-    from ultralytics.utils import LOGGER
-
     @functools.wraps(stock)
     def load(self, weights, verbose=True):
         source = (weights.get("ema") or weights["model"]) if isinstance(weights, dict) else weights
@@ -131,6 +129,8 @@ def wrap_load(stock):
         if widened:
             self.load_state_dict(widened, strict=False)
             if verbose:
+                from ultralytics.utils import LOGGER
+
                 LOGGER.info(f"Transferred {len(widened)} more items into layers that read added inputs (zeros there)")
         return result
 

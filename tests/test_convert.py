@@ -14,7 +14,7 @@ import yaml
 
 from hsfpn_yolo.cli import main
 from hsfpn_yolo.data.aitod import AITOD_NAMES, convert_aitod, prepare_aitod
-from hsfpn_yolo.data.convert_utils import MANIFEST, ConversionError, safe_relpath
+from hsfpn_yolo.data.convert_utils import MANIFEST, ConversionError, read_manifest, read_yolo_labels, safe_relpath
 from hsfpn_yolo.data.visdrone import VISDRONE_NAMES, convert_visdrone, prepare_visdrone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -318,6 +318,48 @@ def test_refuses_foreign_dst(tmp_path):
         convert_visdrone(src, src, progress=False)
     (tmp_path / "empty").mkdir()
     assert convert_visdrone(src, tmp_path / "empty", progress=False).images == 3
+
+
+def test_read_manifest_marks_finished_output(tmp_path):
+    """A manifest counts only when it is a readable JSON object with the expected entries; a folder with a damaged
+    one is refused like any foreign folder."""
+    src = make_visdrone(tmp_path / "raw")
+    out = tmp_path / "out"
+    convert_visdrone(src, out, progress=False)
+    manifest = read_manifest(out, converter="VisDrone")
+    assert manifest["source"] == {"src": str(src.absolute())} and manifest["summary"]["images"] == 3
+    assert read_manifest(out, converter="AI-TOD") is None and read_manifest(src) is None
+    assert read_manifest(out, "synth.json") is None
+    (out / MANIFEST).write_text("[1, 2]")  # JSON, but not a manifest
+    assert read_manifest(out) is None
+    with pytest.raises(ConversionError, match="not empty"):
+        convert_visdrone(src, out, progress=False)
+
+
+@pytest.mark.parametrize(
+    "text, columns, expected",
+    [
+        ("0 0.5 0.5 0.1 0.2\n\n3 0.1 0.2 0.3 0.4\n", (5,), [[0, 0.5, 0.5, 0.1, 0.2], [3, 0.1, 0.2, 0.3, 0.4]]),
+        ("", (5, 9), np.zeros((0, 5))),
+        ("1 0 0 1 0 1 1 0 1\n", (5, 9), [[1, 0, 0, 1, 0, 1, 1, 0, 1]]),
+        ("1 0 0 1 0 1 1 0 1\n", (5,), "expected a detection row 'cls xc yc w h' \\(class"),
+        ("0 0.5 0.5 0.1 0.2\n1 0 0 1 0 1 1 0 1\n", (5, 9), r"a.txt:2: 9 values, but the rows above have 5"),
+        ("-1 0.5 0.5 0.1 0.2\n", (5,), "a.txt:1: expected"),
+        ("0.5 0.5 0.5 0.1 0.2\n", (5,), "a.txt:1: expected"),
+        ("0 0.5 nan 0.1 0.2\n", (5,), "a.txt:1: expected"),
+        ("0 0.5 x 0.1 0.2\n", (5,), "a.txt:1: non-numeric"),
+    ],
+)
+def test_read_yolo_labels(tmp_path, text, columns, expected):
+    """Label files are read strictly: rows of one allowed width, a non-negative integer class, finite numbers."""
+    (tmp_path / "a.txt").write_text(text)
+    if isinstance(expected, str):
+        with pytest.raises(ConversionError, match=expected):
+            read_yolo_labels(tmp_path / "a.txt", columns)
+    else:
+        rows = read_yolo_labels(tmp_path / "a.txt", columns)
+        assert rows.shape == np.shape(expected)
+        np.testing.assert_array_equal(rows, expected)
 
 
 # ---------------------------------------------------------------------------------------------------- CLI

@@ -190,13 +190,23 @@ def test_refuses_foreign_folder(tmp_path):
         synth.generate(dst, train=1, val=1, imgsz=64, progress=False)
     assert [p.name for p in dst.iterdir()] == ["keep.txt"] and [p.name for p in tmp_path.iterdir()] == ["mine"]
     (tmp_path / "empty").mkdir()
-    assert synth.generate(tmp_path / "empty", train=1, val=1, imgsz=64, progress=False)["boxes"] is not None
+    filled = synth.generate(tmp_path / "empty", train=1, val=1, imgsz=64, progress=False)
+    assert filled["cached"] is False and filled["images"] == {"train": 1, "val": 1}
+    written = sorted(_files(tmp_path / "empty"))
+    assert written == [
+        "data.yaml",
+        "images/train/train_000000.jpg",
+        "images/val/val_000000.jpg",
+        "labels/train/train_000000.txt",
+        "labels/val/val_000000.txt",
+        synth.MANIFEST,
+    ]
 
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_atomic_on_failure(tmp_path, monkeypatch, error):
     """A run that dies midway leaves neither a partial dataset nor a temporary folder; an old dataset survives."""
-    encode, calls = synth._encode_image, []
+    encode, calls = synth.encode_image, []
 
     def flaky(img):
         calls.append(img)
@@ -205,15 +215,15 @@ def test_atomic_on_failure(tmp_path, monkeypatch, error):
         return encode(img)
 
     kw = {"train": 3, "val": 2, "imgsz": 64, "progress": False}
-    monkeypatch.setattr(synth, "_encode_image", flaky)
+    monkeypatch.setattr(synth, "encode_image", flaky)
     with pytest.raises(error):
         synth.generate(tmp_path / "ds", **kw)
     assert list(tmp_path.iterdir()) == []
 
-    monkeypatch.setattr(synth, "_encode_image", encode)
+    monkeypatch.setattr(synth, "encode_image", encode)
     synth.generate(tmp_path / "ds", **kw)
     old = _files(tmp_path / "ds")
-    monkeypatch.setattr(synth, "_encode_image", flaky)
+    monkeypatch.setattr(synth, "encode_image", flaky)
     calls.clear()
     with pytest.raises(error):
         synth.generate(tmp_path / "ds", **{**kw, "seed": 1})
@@ -247,7 +257,7 @@ def test_large_frames_keep_object_sizes_in_pixels(tmp_path):
     """A 1024 px frame holds objects of the same pixel sizes as 256 px frames, at the same density per pixel."""
     sizes, density = {}, {}
     for imgsz, n in (1024, 2), (256, 32):
-        summary = synth.generate(tmp_path / str(imgsz), train=n, val=0, imgsz=imgsz, progress=False)
+        summary = synth.generate(tmp_path / str(imgsz), train=n, val=1, imgsz=imgsz, progress=False)
         lab = _labels(Path(summary["path"]), "train")
         sizes[imgsz] = np.sqrt(lab[:, 3] * lab[:, 4]) * imgsz
         density[imgsz] = len(lab) / (n * imgsz**2) * 1e6  # objects per megapixel
@@ -256,3 +266,25 @@ def test_large_frames_keep_object_sizes_in_pixels(tmp_path):
     # had sizes scaled with the frame, the 1024 px median would be four times the 256 px one
     assert np.median(sizes[1024]) == pytest.approx(np.median(sizes[256]), rel=0.3)
     assert density[1024] == pytest.approx(density[256], rel=0.3)
+
+
+@pytest.mark.parametrize("train, val", [(0, 0), (0, 2), (3, 0)])
+def test_cli_refuses_a_dataset_without_train_or_val_images(tmp_path, capsys, train, val):
+    """`synth` with no train or no val images exits 2 with one line that says what to set, and writes nothing."""
+    from hsfpn_yolo.cli import main
+
+    dst = tmp_path / "ds"
+    assert main(["synth", str(dst), "--train", str(train), "--val", str(val), "--imgsz", "64"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: a dataset needs at least 1 train and 1 val image") and err.count("\n") == 1
+    assert f"got train={train}, val={val}; set both to 1 or more" in err
+    assert not dst.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_size_histogram_needs_the_image_size(tmp_path):
+    """Without imgsz, a folder this generator did not write is refused with the fix."""
+    (tmp_path / "labels" / "val").mkdir(parents=True)
+    (tmp_path / "labels" / "val" / "a.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(ValueError, match="pass imgsz"):
+        synth.size_histogram(tmp_path, "val")
+    assert synth.size_histogram(tmp_path, "val", imgsz=100)["8-16"] == 1

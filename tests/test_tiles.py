@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -9,9 +10,20 @@ import numpy as np
 import pytest
 import yaml
 
-from hsfpn_yolo.cli import main
+from hsfpn_yolo.cli import build_parser, main
 from hsfpn_yolo.data.convert_utils import MANIFEST, ConversionError
-from hsfpn_yolo.data.tiles import check_slicing, clip_to_window, prepare_tiles, tile_dataset, tile_windows
+from hsfpn_yolo.data.tiles import (
+    EMPTY_SHARE,
+    MIN_VISIBLE,
+    OVERLAP,
+    TILE_SIZE,
+    check_slicing,
+    clip_to_window,
+    prepare_tiles,
+    tile_dataset,
+    tile_windows,
+    tiled,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -240,3 +252,28 @@ def test_tiles_yaml(tmp_path):
     data_yaml = yaml.safe_load((ROOT / "cfg" / "datasets" / "AI-TOD-tiles.yaml").read_text())
     assert data_yaml["train"] == "tiles-640/train/images" and "prepare_tiles" in data_yaml["download"]
     assert prepare_tiles(root) == []  # already tiled with these settings
+
+
+def test_tiling_defaults_are_the_constants():
+    """`hsfpn-yolo tile` defaults to the constants of tiles.py, and every tiling number VisDrone-tiles.yaml states
+    (tile folder, training size, slices for sliced validation) is theirs; its download step restates none."""
+    args = build_parser().parse_args(["tile", "src", "dst"])
+    assert (args.size, args.overlap, args.min_visible, args.empty) == (TILE_SIZE, OVERLAP, MIN_VISIBLE, EMPTY_SHARE)
+    text = (ROOT / "cfg" / "datasets" / "VisDrone-tiles.yaml").read_text()
+    sizes = [int(n) for m in re.findall(r"tiles-(\d+)|imgsz=(\d+)|--(?:size|slice) (\d+)", text) for n in m if n]
+    assert len(sizes) >= 4 and set(sizes) == {TILE_SIZE}
+    assert [float(v) for v in re.findall(r"--overlap ([\d.]+)", text)] == [OVERLAP]
+    assert not re.search(r"--(min-visible|empty)|min_visible|empty=", text)
+    data = yaml.safe_load(text)
+    assert data["train"] == f"tiles-{TILE_SIZE}/train/images" and data["val"] == f"tiles-{TILE_SIZE}/val/images"
+    assert 'prepare_tiles(yaml["path"])' in data["download"]
+
+
+def test_tiled_needs_a_finished_tiling_with_the_same_settings(tmp_path):
+    """A tiling is reused only with its manifest and the same settings; a damaged manifest means it is not done."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write_frame(src, "f", FRAME_W, FRAME_H, BOXES)
+    params = tile_dataset(src, dst, size=160, progress=False).params
+    assert tiled(dst, params) and not tiled(dst, {**params, "empty": 0.5}) and not tiled(src, params)
+    (dst / MANIFEST).write_text("{")
+    assert not tiled(dst, params)

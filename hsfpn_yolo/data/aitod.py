@@ -153,11 +153,12 @@ def convert_aitod(
     classes = class_map(data["categories"], path)
     summary = ConversionSummary("AI-TOD", str(Path(dst).absolute()))
     items = group_annotations(data, path, summary, skip_bad)
+    source = {"annotations": str(path.absolute()), "images": str(images_dir.absolute())}
     return write_dataset(
         summary,
         items,
         lambda item: convert_image(*item, images_dir, classes, path),
-        source={"annotations": str(path.absolute()), "images": str(images_dir.absolute())},
+        {"converter": summary.dataset, "source": source},
         skip_bad=skip_bad,
         progress=progress,
     )

@@ -1,7 +1,8 @@
-"""Shared parts of the dataset writers: bad-input errors, safe output names, atomic output folders and summaries.
+"""Shared parts of the dataset writers: bad-input errors, safe output names, YOLO label and image files, atomic
+output folders with the manifest that marks them finished, and summaries.
 
-Used by the VisDrone / AI-TOD converters and the synthetic generator; Ultralytics is imported only where it is needed,
-so that writing a dataset from memory (`hsfpn_yolo.data.synth`) does not pull in torch.
+Used by the VisDrone / AI-TOD converters, the tiler and the synthetic generator; Ultralytics and OpenCV are imported
+only where they are needed, so that writing a dataset from memory (`hsfpn_yolo.data.synth`) does not pull in torch.
 """
 
 from __future__ import annotations
@@ -17,17 +18,40 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
+import numpy as np
+
 MANIFEST = "hsfpn_manifest.json"  # marks a folder as converter output, so a re-run may replace it
 OWNED = ("images", "labels")  # what a writer owns inside DST, besides its manifest and extra files
 STALE = ("labels.cache",)  # Ultralytics' label cache next to labels/; wrong once the labels are rewritten
+LABEL_ROWS = {5: "a detection row 'cls xc yc w h'", 9: "an oriented-box row 'cls x1 y1 x2 y2 x3 y3 x4 y4'"}
 
 
 class ConversionError(ValueError):
     """Bad converter input; the message names the file and line, or the annotation/image id, and what is wrong."""
 
 
+class WriteSummary:
+    """Base of the summaries `write_dataset` fills; a subclass has `dst`, `skipped`, `desc`, `count`, `as_dict` and
+    `log`."""
+
+    def reject(self, error: ConversionError, skip_bad: bool) -> None:
+        """Raise ERROR, or with SKIP_BAD record it as a skipped item."""
+        if not skip_bad:
+            raise error
+        self.skipped.append(str(error))
+
+    def log_skipped(self) -> None:
+        """Log the first skipped items and how many more there are."""
+        from ultralytics.utils import LOGGER
+
+        for msg in self.skipped[:10]:
+            LOGGER.warning(f"skipped: {msg}")
+        if len(self.skipped) > 10:
+            LOGGER.warning(f"... and {len(self.skipped) - 10} more skipped items, see {Path(self.dst) / MANIFEST}")
+
+
 @dataclass
-class ConversionSummary:
+class ConversionSummary(WriteSummary):
     """What one conversion wrote (images, boxes), dropped on purpose (by reason) and skipped as bad input."""
 
     dataset: str
@@ -38,11 +62,17 @@ class ConversionSummary:
     dropped: Counter = field(default_factory=Counter)
     skipped: list = field(default_factory=list)
 
-    def reject(self, error: ConversionError, skip_bad: bool) -> None:
-        """Raise ERROR, or with SKIP_BAD record it as a skipped item."""
-        if not skip_bad:
-            raise error
-        self.skipped.append(str(error))
+    @property
+    def desc(self) -> str:
+        """Progress bar label."""
+        return f"Converting {self.dataset}"
+
+    def count(self, sample: Sample) -> None:
+        """Count one written image: its boxes, the boxes clipped to it and those dropped, by reason."""
+        self.images += 1
+        self.boxes += len(sample.rows)
+        self.clipped += sample.clipped
+        self.dropped.update(sample.dropped)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the summary as plain JSON-able data."""
@@ -65,16 +95,59 @@ class ConversionSummary:
             f"{self.dataset} → {self.dst}: {self.images} images, {self.boxes} boxes ({self.clipped} clipped to the "
             f"image); dropped {sum(self.dropped.values())} boxes ({dropped}); skipped {len(self.skipped)} bad items"
         )
-        for msg in self.skipped[:10]:
-            LOGGER.warning(f"skipped: {msg}")
-        if len(self.skipped) > 10:
-            LOGGER.warning(f"... and {len(self.skipped) - 10} more skipped items, see {Path(self.dst) / MANIFEST}")
+        self.log_skipped()
 
 
 def yolo_row(cls: int, *coords: float) -> str:
     """Return one YOLO label line from normalised coordinates with 6 decimals: 'cls xc yc w h' for a box,
     'cls x1 y1 x2 y2 x3 y3 x4 y4' for an oriented box."""
     return " ".join([str(int(cls)), *(f"{v:.6f}" for v in coords)])
+
+
+def read_yolo_labels(path: Path, columns: tuple[int, ...] = (5,)) -> np.ndarray:
+    """Read a YOLO label file strictly, as written: one row of floats per non-blank line.
+
+    Args:
+        path: Label file.
+        columns: Allowed values per row (see LABEL_ROWS): 5 for 'cls xc yc w h', 9 for 'cls x1 y1 ... x4 y4'.
+
+    Returns:
+        (np.ndarray): (N, C) rows, C the same for every row; (0, columns[0]) for a file without rows. Bad input raises
+            ConversionError naming the file and line.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConversionError(f"{path}: cannot read label file ({e})") from e
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            values = [float(v) for v in line.split()]
+        except ValueError:
+            raise ConversionError(f"{path}:{n}: non-numeric value in {line.strip()!r}") from None
+        if len(values) not in columns or not all(map(math.isfinite, values)) or values[0] < 0 or values[0] % 1:
+            raise ConversionError(
+                f"{path}:{n}: expected {' or '.join(LABEL_ROWS[c] for c in columns)} (class a non-negative integer), "
+                f"got {line!r}"
+            )
+        if rows and len(values) != len(rows[0]):
+            raise ConversionError(f"{path}:{n}: {len(values)} values, but the rows above have {len(rows[0])}")
+        rows.append(values)
+    return np.array(rows, np.float64).reshape(-1, len(rows[0]) if rows else columns[0])
+
+
+def encode_image(img: np.ndarray, suffix: str = ".jpg") -> bytes:
+    """Return a BGR image encoded as PNG (SUFFIX '.png') or as full-chroma JPEG (tiny objects are told apart by
+    colour)."""
+    import cv2
+
+    jpeg = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    ok, buf = cv2.imencode(suffix, img, [] if suffix == ".png" else jpeg)
+    if not ok:
+        raise OSError(f"could not encode a {suffix} image")
+    return buf.tobytes()
 
 
 @dataclass
@@ -167,6 +240,29 @@ def read_json(path: Path) -> Any:
         raise ConversionError(f"{path}: cannot read JSON ({e})") from e
 
 
+def read_manifest(folder: str | Path, name: str = MANIFEST, **expected: Any) -> dict[str, Any] | None:
+    """Return the manifest a DatasetWriter left in FOLDER if it has each EXPECTED entry, else None.
+
+    The manifest is written last, once every file is in place, so it marks a finished folder that a re-run may replace;
+    EXPECTED entries (e.g. converter=..., params=...) tell whether it was made with given settings and can be reused.
+
+    Args:
+        folder: Output folder.
+        name: Manifest file name.
+        **expected: Top-level manifest entries that must be equal.
+
+    Returns:
+        (dict | None): The manifest; None when it is missing, unreadable or made otherwise.
+    """
+    try:
+        manifest = json.loads((Path(folder) / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or any(manifest.get(k) != v for k, v in expected.items()):
+        return None
+    return manifest
+
+
 def _place_image(src: Path, dst: Path) -> None:
     """Hardlink SRC to DST (copy across filesystems or when SRC is a JPEG Ultralytics would re-save in place)."""
     if src.suffix.lower() in {".jpg", ".jpeg"}:
@@ -204,7 +300,7 @@ class DatasetWriter:
         """Check DST and create the temporary folder next to it."""
         if self.dst.exists() and not self.dst.is_dir():
             raise ConversionError(f"{self.dst}: output path exists and is not a folder")
-        if self.dst.is_dir() and any(self.dst.iterdir()) and not (self.dst / self.manifest_name).is_file():
+        if self.dst.is_dir() and any(self.dst.iterdir()) and read_manifest(self.dst, self.manifest_name) is None:
             raise ConversionError(
                 f"{self.dst}: folder is not empty and holds no {self.manifest_name} from an earlier conversion; "
                 "refusing to write into it (choose a new or empty folder)"
@@ -239,11 +335,6 @@ class DatasetWriter:
         else:
             _place_image(sample.image, img_out)
         lbl_out.write_text("".join(f"{r}\n" for r in sample.rows), encoding="utf-8")
-
-    def add_folder(self, name: str) -> None:
-        """Create images/NAME and labels/NAME, so that a split exists even when it has no images."""
-        for root in "images", "labels":
-            (self.tmp / root / name).mkdir(parents=True, exist_ok=True)
 
     def add_file(self, name: str, text: str) -> None:
         """Write a top-level text file NAME (e.g. a data YAML) that is moved into DST with the images and labels."""
@@ -313,42 +404,48 @@ class DatasetWriter:
 
 
 def write_dataset(
-    summary: ConversionSummary,
+    summary: WriteSummary,
     items: list,
-    convert_item: Callable[[Any], Sample],
-    source: dict[str, str],
+    convert_item: Callable[[Any], Sample | Iterable[Sample]],
+    manifest: dict[str, Any],
     skip_bad: bool = False,
     progress: bool = True,
-) -> ConversionSummary:
-    """Convert ITEMS one by one into SUMMARY.dst atomically and log the summary.
+    log: bool = True,
+    files: dict[str, str] | None = None,
+) -> WriteSummary:
+    """Convert ITEMS one by one into SUMMARY.dst atomically, counting each written item in SUMMARY.
 
     Args:
         summary: Summary to fill; its `dst` is the output folder and it may already hold skipped items.
-        items: One entry per image, passed to CONVERT_ITEM.
-        convert_item: Returns the Sample of one item; raises ConversionError on bad input.
-        source: Source paths recorded in the manifest.
+        items: Work items, e.g. one per image, passed to CONVERT_ITEM.
+        convert_item: Returns the Sample, or the iterable of Samples, of one item, which SUMMARY.count takes once
+            they are written; raises ConversionError on bad input.
+        manifest: Manifest header, e.g. {'converter': name, 'source': paths}; the summary is added as 'summary'.
         skip_bad: Skip and count items with bad input instead of stopping at the first one.
         progress: Show a progress bar.
+        log: Log the summary at the end.
+        files: Extra top-level text files {name: text} written with the output, e.g. a data YAML.
 
     Returns:
-        (ConversionSummary): The filled summary.
+        (WriteSummary): The filled summary.
     """
     from ultralytics.utils import TQDM
 
-    with DatasetWriter(summary.dst, {"converter": summary.dataset, "source": source}) as writer:
-        for item in TQDM(items, desc=f"Converting {summary.dataset}", total=len(items), disable=not progress):
+    with DatasetWriter(summary.dst, manifest) as writer:
+        for item in TQDM(items, desc=summary.desc, total=len(items), disable=not progress):
             try:
-                sample = convert_item(item)
-                writer.add(sample)
+                result = convert_item(item)
+                for sample in [result] if isinstance(result, Sample) else result:
+                    writer.add(sample)
             except ConversionError as e:
                 summary.reject(e, skip_bad)
                 continue
-            summary.images += 1
-            summary.boxes += len(sample.rows)
-            summary.clipped += sample.clipped
-            summary.dropped.update(sample.dropped)
+            summary.count(result)
+        for name, text in (files or {}).items():
+            writer.add_file(name, text)
         writer.manifest["summary"] = summary.as_dict()
-    summary.log()
+    if log:
+        summary.log()
     return summary
 
 
@@ -374,7 +471,7 @@ def prepare_splits(
     root = Path(root)
     todo, missing = [], []
     for split, paths in raw.items():
-        if (root / split / MANIFEST).is_file():
+        if read_manifest(root / split) is not None:
             continue  # converted on an earlier run
         if all(p.exists() for p in paths):
             todo.append(split)

@@ -18,25 +18,33 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from .convert_utils import (
-    MANIFEST,
     ConversionError,
-    DatasetWriter,
     Sample,
+    WriteSummary,
+    encode_image,
     is_image,
     load_sample,
+    read_manifest,
+    read_yolo_labels,
     safe_relpath,
+    write_dataset,
     yolo_row,
 )
 
 STRIDE = 32  # tile sides must be a multiple of YOLO's largest stride, so no padding enters a tile
 LOSSLESS = {".png", ".bmp", ".tif", ".tiff"}  # such frames give PNG tiles; any other format gives JPEG tiles
-DEFAULTS = {"size": 640, "overlap": 0.2, "min_visible": 0.5, "empty": 0.1}
 TILER = "hsfpn_yolo.data.tiles"
+
+# Default tiling, shared by tile_dataset, prepare_tiles (behind the *-tiles.yaml datasets) and `hsfpn-yolo tile`
+TILE_SIZE = 640  # tile side in pixels: YOLO's usual training size, so tiles train without resizing
+OVERLAP = 0.2  # share of the tile side that neighbouring tiles have in common, as in SAHI's sliced inference
+MIN_VISIBLE = 0.5  # a box is kept in a tile when at least this share of its area lies inside
+EMPTY_SHARE = 0.1  # share of the tiles without boxes kept as background
 
 
 def check_slicing(size: int, overlap: float) -> None:
@@ -109,37 +117,9 @@ def clip_to_window(
 
 def read_labels(path: Path, width: int, height: int) -> np.ndarray:
     """Read a YOLO detection label file as (N, 5) rows [cls, x1, y1, x2, y2] in pixels of a WIDTH x HEIGHT frame."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConversionError(f"{path}: cannot read label file ({e})") from e
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            values = [float(v) for v in line.split()]
-        except ValueError:
-            raise ConversionError(f"{path}:{n}: non-numeric value in {line.strip()!r}") from None
-        if len(values) != 5 or not all(np.isfinite(values)) or values[0] < 0 or values[0] != int(values[0]):
-            raise ConversionError(
-                f"{path}:{n}: expected a detection row 'cls xc yc w h' (class a non-negative integer), got {line!r}"
-            )
-        rows.append(values)
-    lab = np.array(rows, np.float64).reshape(-1, 5)
+    lab = read_yolo_labels(path)
     xy, wh = lab[:, 1:3] * (width, height), lab[:, 3:5] * (width, height)
     return np.c_[lab[:, :1], xy - wh / 2, xy + wh / 2]
-
-
-def _encode(tile: np.ndarray, suffix: str) -> bytes:
-    """Return a tile encoded as PNG or as full-chroma JPEG (tiny objects are told apart by colour)."""
-    import cv2
-
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
-    ok, buf = cv2.imencode(suffix, tile, [] if suffix == ".png" else params)
-    if not ok:
-        raise OSError(f"could not encode a {suffix} tile")
-    return buf.tobytes()
 
 
 def _keep_empty(name: PurePosixPath, share: float) -> bool:
@@ -148,7 +128,21 @@ def _keep_empty(name: PurePosixPath, share: float) -> bool:
 
 
 @dataclass
-class TileSummary:
+class FrameTiles:
+    """The kept tiles of one frame (each Sample's `clipped`: its boxes cut by the tile edge) and what was dropped."""
+
+    tiles: list[Sample]
+    unlabelled: bool  # the frame has no label file and is tiled as background
+    below_min_visible: int = 0  # box pieces dropped because too little of the box is inside a tile
+    empty_dropped: int = 0  # tiles without boxes that were not kept
+
+    def __iter__(self) -> Iterator[Sample]:
+        """Iterate over the kept tiles."""
+        return iter(self.tiles)
+
+
+@dataclass
+class TileSummary(WriteSummary):
     """What one tiling wrote and dropped: frames, tiles (with and without objects), boxes and skipped frames."""
 
     src: str
@@ -163,6 +157,22 @@ class TileSummary:
     below_min_visible: int = 0
     unlabelled_frames: int = 0
     skipped: list = field(default_factory=list)
+
+    @property
+    def desc(self) -> str:
+        """Progress bar label."""
+        return f"Tiling {Path(self.src).name}"
+
+    def count(self, frame: FrameTiles) -> None:
+        """Count one tiled frame."""
+        self.frames += 1
+        self.unlabelled_frames += frame.unlabelled
+        self.tiles += len(frame.tiles)
+        self.empty_kept += sum(not t.rows for t in frame.tiles)
+        self.empty_dropped += frame.empty_dropped
+        self.boxes += sum(len(t.rows) for t in frame.tiles)
+        self.cut += sum(t.clipped for t in frame.tiles)
+        self.below_min_visible += frame.below_min_visible
 
     def as_dict(self) -> dict[str, Any]:
         """Return the summary as JSON-able data."""
@@ -180,8 +190,7 @@ class TileSummary:
             f"{self.empty_dropped} (share {p['empty']}), {self.unlabelled_frames} frames without a label file tiled as "
             f"background, {len(self.skipped)} bad frames skipped"
         )
-        for msg in self.skipped[:10]:
-            LOGGER.warning(f"skipped: {msg}")
+        self.log_skipped()
 
 
 def _frames(src: Path) -> list[tuple[PurePosixPath, Path, Path]]:
@@ -204,10 +213,8 @@ def _frames(src: Path) -> list[tuple[PurePosixPath, Path, Path]]:
     return frames
 
 
-def _tile_frame(
-    rel: PurePosixPath, image: Path, label: Path, params: dict[str, Any], summary: TileSummary
-) -> list[Sample]:
-    """Return the kept tiles of one frame as Samples and count them in SUMMARY (raises ConversionError on bad input)."""
+def _tile_frame(rel: PurePosixPath, image: Path, label: Path, params: dict[str, Any]) -> FrameTiles:
+    """Return the kept tiles of one frame as Samples, with what was dropped (raises ConversionError on bad input)."""
     import cv2
 
     w, h = load_sample(rel, image, str(image)).size  # checks type and header first, with a clear message
@@ -222,33 +229,21 @@ def _tile_frame(
     if frame is None or frame.shape[:2] != (h, w):
         raise ConversionError(f"{image}: unreadable image (corrupt or truncated pixel data)")
     suffix = ".png" if image.suffix.lower() in LOSSLESS else ".jpg"
-    tiles, stats = [], {"boxes": 0, "cut": 0, "below": 0, "kept": 0, "dropped": 0}
+    result = FrameTiles([], unlabelled=not label.is_file())
     for win in tile_windows(w, h, size, params["overlap"]):
         kept, cut, below = clip_to_window(boxes, win, params["min_visible"])
         name = rel.with_name(f"{rel.stem}_{win[0]}_{win[1]}_{win[2]}_{win[3]}{suffix}")
-        stats["below"] += below
-        if not len(kept):
-            if not _keep_empty(name, params["empty"]):
-                stats["dropped"] += 1
-                continue
-            stats["kept"] += 1
-        stats["boxes"] += len(kept)
-        stats["cut"] += cut
+        result.below_min_visible += below
+        if not len(kept) and not _keep_empty(name, params["empty"]):
+            result.empty_dropped += 1
+            continue
         xyxy = kept[:, 1:] / size
         rows = [
             yolo_row(c, (a + b) / 2, (d + e) / 2, b - a, e - d) for c, a, d, b, e in np.c_[kept[:, :1], xyxy].tolist()
         ]
         crop = np.ascontiguousarray(frame[win[1] : win[3], win[0] : win[2]])
-        tiles.append(Sample(name, _encode(crop, suffix), (size, size), rows))
-    summary.frames += 1
-    summary.unlabelled_frames += not label.is_file()
-    summary.tiles += len(tiles)
-    summary.boxes += stats["boxes"]
-    summary.cut += stats["cut"]
-    summary.below_min_visible += stats["below"]
-    summary.empty_kept += stats["kept"]
-    summary.empty_dropped += stats["dropped"]
-    return tiles
+        result.tiles.append(Sample(name, encode_image(crop, suffix), (size, size), rows, clipped=cut))
+    return result
 
 
 def _check_params(size: int, overlap: float, min_visible: float, empty: float) -> dict[str, Any]:
@@ -276,10 +271,10 @@ def _data_yaml(src: Path) -> str | None:
 def tile_dataset(
     src: str | Path,
     dst: str | Path,
-    size: int = DEFAULTS["size"],
-    overlap: float = DEFAULTS["overlap"],
-    min_visible: float = DEFAULTS["min_visible"],
-    empty: float = DEFAULTS["empty"],
+    size: int = TILE_SIZE,
+    overlap: float = OVERLAP,
+    min_visible: float = MIN_VISIBLE,
+    empty: float = EMPTY_SHARE,
     skip_bad: bool = False,
     progress: bool = True,
 ) -> TileSummary:
@@ -299,50 +294,36 @@ def tile_dataset(
     Returns:
         (TileSummary): Frames, tiles and boxes written, pieces and empty tiles dropped, frames skipped.
     """
-    from ultralytics.utils import TQDM
-
     params = _check_params(size, overlap, min_visible, empty)
     src, dst = Path(src).absolute(), Path(dst).absolute()
     if dst == src or dst.is_relative_to(src) or src.is_relative_to(dst):
         raise ConversionError(f"{dst}: the output folder must lie outside the source {src} and not contain it")
     frames = _frames(src)
-    summary = TileSummary(str(src), str(dst), params)
-    manifest = {"converter": TILER, "source": {"src": str(src)}, "params": params}
-    with DatasetWriter(dst, manifest) as writer:
-        for rel, image, label in TQDM(frames, desc=f"Tiling {src.name}", unit="frame", disable=not progress):
-            try:
-                for tile in _tile_frame(rel, image, label, params, summary):
-                    writer.add(tile)
-            except ConversionError as e:
-                if not skip_bad:
-                    raise
-                summary.skipped.append(str(e))
-        if (text := _data_yaml(src)) is not None:
-            writer.add_file("data.yaml", text)
-        writer.manifest["summary"] = summary.as_dict()
-    if progress:
-        summary.log()
-    return summary
+    data_yaml = _data_yaml(src)
+    return write_dataset(
+        TileSummary(str(src), str(dst), params),
+        frames,
+        lambda frame: _tile_frame(*frame, params),
+        {"converter": TILER, "source": {"src": str(src)}, "params": params},
+        skip_bad=skip_bad,
+        progress=progress,
+        log=progress,
+        files={} if data_yaml is None else {"data.yaml": data_yaml},
+    )
 
 
 def tiled(dst: Path, params: dict[str, Any]) -> bool:
     """Return whether DST holds a complete tiling made with PARAMS."""
-    import json
-
-    try:
-        manifest = json.loads((dst / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return manifest.get("converter") == TILER and manifest.get("params") == params
+    return read_manifest(dst, converter=TILER, params=params) is not None
 
 
 def prepare_tiles(
     root: str | Path,
     splits: tuple[str, ...] = ("train", "val"),
-    size: int = DEFAULTS["size"],
-    overlap: float = DEFAULTS["overlap"],
-    min_visible: float = DEFAULTS["min_visible"],
-    empty: float = DEFAULTS["empty"],
+    size: int = TILE_SIZE,
+    overlap: float = OVERLAP,
+    min_visible: float = MIN_VISIBLE,
+    empty: float = EMPTY_SHARE,
     skip_bad: bool = False,
 ) -> list[str]:
     """Tile the converted splits ROOT/<split> into ROOT/tiles-<size>/<split> once (behind the *-tiles.yaml datasets).

@@ -115,7 +115,7 @@ def convert_visdrone(
         summary,
         items,
         lambda pair: convert_image(*pair),
-        source={"src": str(src.absolute())},
+        {"converter": summary.dataset, "source": {"src": str(src.absolute())}},
         skip_bad=skip_bad,
         progress=progress,
     )

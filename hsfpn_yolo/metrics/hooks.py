@@ -13,7 +13,6 @@ import os
 from typing import Any
 
 import numpy as np
-from ultralytics.utils import LOGGER, RANK
 
 from .report import format_line, save_report
 from .tiny import MAX_DETS, dense_warning, frames_over, size_counts, tiny_ap
@@ -82,6 +81,7 @@ def _collect(validator, preds: list[dict], batch: dict) -> None:
 def _gather(validator) -> None:
     """Merge every DDP rank's images into rank 0's collector (called on all ranks, right after Ultralytics' gather)."""
     import torch.distributed as dist
+    from ultralytics.utils import RANK
 
     collector = getattr(validator, _STATE)
     if RANK == -1 or not (dist.is_available() and dist.is_initialized()):
@@ -141,6 +141,8 @@ def on_val_end(validator) -> None:
     """Evaluate once, print the summary line, save the report and expose the results as `validator.metrics.tiny` (and
     the ground-truth counts per size as `validator.metrics.tiny_counts`).
     """
+    from ultralytics.utils import LOGGER
+
     collector = getattr(validator, _STATE, None)
     if collector is None:
         return
@@ -173,12 +175,14 @@ def _add(callbacks: dict, event: str, fn) -> None:
         callbacks[event].append(fn)
 
 
-def install() -> None:
-    """Add the tiny-object AP callbacks to Ultralytics' default callbacks (idempotent, cheap, imports nothing heavy)."""
-    from ultralytics.utils.callbacks.base import default_callbacks
+def patch_callbacks(base) -> None:
+    """Add the tiny-object AP callbacks to Ultralytics' default callbacks (idempotent; imports no Ultralytics module).
 
+    Args:
+        base (module): `ultralytics.utils.callbacks.base`, fully executed.
+    """
     for event, fn in CALLBACKS.items():
-        _add(default_callbacks, event, fn)
+        _add(base.default_callbacks, event, fn)
 
 
 def enable_tiny_metrics(model):

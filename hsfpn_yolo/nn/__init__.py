@@ -6,4 +6,6 @@ from .highpass import DCTHighPass, dct_basis
 from .merge import Sum
 from .sdp import SDP
 
-__all__ = ("HFP", "SDP", "Sum", "ConvReLU", "LayerScale", "DCTHighPass", "dct_basis", "group_count")
+BLOCKS = {"HFP": HFP, "SDP": SDP, "Sum": Sum}  # the YAML names of the blocks: the one list of them
+
+__all__ = ("BLOCKS", "HFP", "SDP", "Sum", "ConvReLU", "LayerScale", "DCTHighPass", "dct_basis", "group_count")
