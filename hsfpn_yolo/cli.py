@@ -56,9 +56,8 @@ def cmd_synth(args: argparse.Namespace) -> None:
     kwargs = {k: getattr(args, k) for k in ("train", "val", "imgsz", "seed", "obb") if hasattr(args, k)}
     summary = generate(args.dst, **kwargs)
     for split in SPLITS:  # the box-size distribution in the AI-TOD buckets (sqrt of box area, px)
-        if summary["images"][split]:
-            hist = size_histogram(summary["path"], split)
-            print(f"{split} box sizes: " + ", ".join(f"{k} px: {v}" for k, v in hist.items() if k != "other" or v))
+        hist = size_histogram(summary["path"], split)
+        print(f"{split} box sizes: " + ", ".join(f"{k} px: {v}" for k, v in hist.items() if k != "other" or v))
 
 
 def cmd_tile(args: argparse.Namespace) -> None:
@@ -78,7 +77,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     """Predict large frames slice by slice with SAHI and save the results."""
     from hsfpn_yolo.sliced import predict_sliced
 
-    predict_sliced(args.model, args.source, **_slicing(args))
+    predict_sliced(args.model, args.source, line_width=args.line_width, labels=args.labels, **_slicing(args))
 
 
 def cmd_val(args: argparse.Namespace) -> None:
@@ -280,6 +279,8 @@ def _add_slicing_args(p: argparse.ArgumentParser, conf: float, postprocess: str,
 
 def _large_frame_parsers(commands) -> None:
     """Add the `tile`, `predict` and `val` subcommands for frames larger than the training size."""
+    from hsfpn_yolo.data.tiles import EMPTY_SHARE, MIN_VISIBLE, OVERLAP, STRIDE, TILE_SIZE
+
     p = commands.add_parser(
         "tile",
         help="tile a YOLO-format dataset of large frames into overlapping tiles",
@@ -291,10 +292,19 @@ def _large_frame_parsers(commands) -> None:
     )
     p.add_argument("src", type=Path, metavar="SRC", help="dataset folder with images/ and labels/")
     p.add_argument("dst", type=Path, metavar="DST", help="output folder (outside SRC)")
-    p.add_argument("--size", type=int, default=640, metavar="S", help="tile side in pixels, a multiple of 32 (640)")
-    p.add_argument("--overlap", type=float, default=0.2, metavar="F", help="overlap of neighbouring tiles, [0, 1)")
-    p.add_argument("--min-visible", type=float, default=0.5, metavar="F", help="kept share of a box's area (0.5)")
-    p.add_argument("--empty", type=float, default=0.1, metavar="F", help="share of tiles without boxes kept (0.1)")
+    # the defaults live in hsfpn_yolo.data.tiles; the help texts show them through %(default)s
+    p.add_argument(
+        "--size", type=int, default=TILE_SIZE, metavar="S", help=f"tile side, a multiple of {STRIDE} px (%(default)s)"
+    )
+    p.add_argument(
+        "--overlap", type=float, default=OVERLAP, metavar="F", help="overlap of neighbour tiles, [0, 1) (%(default)s)"
+    )
+    p.add_argument(
+        "--min-visible", type=float, default=MIN_VISIBLE, metavar="F", help="kept share of a box's area (%(default)s)"
+    )
+    p.add_argument(
+        "--empty", type=float, default=EMPTY_SHARE, metavar="F", help="share of tiles without boxes kept (%(default)s)"
+    )
     p.add_argument("--skip-bad", action="store_true", help="skip and count bad frames instead of stopping")
     p.set_defaults(func=cmd_tile)
 
@@ -309,6 +319,10 @@ def _large_frame_parsers(commands) -> None:
     p.add_argument("source", metavar="SOURCE", help="image file, folder or glob pattern")
     _add_slicing_args(p, conf=0.25, postprocess="GREEDYNMM", metric="IOS")
     p.add_argument("--name", default="predict-sliced", help="run folder name (predict-sliced)")
+    p.add_argument("--labels", action="store_true", help="write class and confidence next to each drawn box")
+    p.add_argument(
+        "--line-width", type=int, default=None, metavar="PX", help="box line width (default: 1 px per 2000 px of side)"
+    )
     p.set_defaults(func=cmd_predict)
 
     p = commands.add_parser(

@@ -1,34 +1,23 @@
 """The first run: train an HS-FPN YOLOv8n on the built-in synthetic tiny-object set and show what it detects.
 
-It is one run of `hsfpn-yolo bench accuracy` (the same data, epochs, batch and optimizer, training seed 0), so its
-numbers can be read against the seed means in docs/design-study.md. Nothing is downloaded: the data is rendered
-locally and the model starts from scratch.
+It is one run of `hsfpn-yolo bench accuracy`: the same training call (`bench.accuracy.fit`) with the same data and
+settings at the benchmark's first seed, so its numbers are that seed's and can be read against the seed means in
+docs/design-study.md. Nothing is downloaded: the data is rendered locally and the model starts from scratch.
 
 Examples:
-    hsfpn-yolo demo                      # about 4 minutes on 2 CPU cores
+    hsfpn-yolo demo                      # several minutes on 2 CPU cores
     hsfpn-yolo demo --device 0           # on a GPU
 """
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 from typing import Any
 
-from .bench.accuracy import SYNTH, TRAIN, synth_data
-from .bench.common import model_yaml
+from .bench.accuracy import SEEDS, SYNTH, TRAIN, fit, synth_data, train_settings
 
 MODEL = "yolov8n-hsfpn"
 UPSCALE = 3  # the prediction image is drawn at 3x: boxes around 2-30 px objects stay visible
-
-
-def use_all_cores(trainer) -> None:
-    """Train with every CPU core (Ultralytics keeps CPU training to one core less, i.e. one of two)."""
-    import torch
-
-    if trainer.device.type == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
 
 
 def draw_prediction(weights: str | Path, image: Path, imgsz: int, out: Path) -> int:
@@ -72,27 +61,13 @@ def run(
         device (str): 'cpu', '0', ...
         project (str | Path): Folder for the run.
     """
-    from ultralytics import YOLO
-
     from .metrics.report import format_line
 
     imgsz = SYNTH["imgsz"]
     data = synth_data(train, val, imgsz, SYNTH["seed"])
-    yolo = YOLO(model_yaml(model))
-    yolo.add_callback("on_pretrain_routine_start", use_all_cores)
-    start = time.perf_counter()
-    metrics = yolo.train(
-        data=data,
-        imgsz=imgsz,
-        device=device,
-        project=str(Path(project).resolve()),
-        name="train",
-        exist_ok=True,
-        seed=0,
-        **{**TRAIN, "epochs": epochs},
-    )
-    train_s = time.perf_counter() - start
-    save_dir = Path(yolo.trainer.save_dir)
+    project = Path(project).resolve()
+    yolo, clock = fit(model, SEEDS[0], data, imgsz, device, project, train_settings(epochs), name="train")
+    metrics, save_dir = yolo.metrics, Path(yolo.trainer.save_dir)
     images = sorted((Path(data).parent / "images" / "val").glob("*"))
     prediction = save_dir / "prediction.jpg"
     boxes = draw_prediction(yolo.trainer.best, images[0], imgsz, prediction)
@@ -100,7 +75,7 @@ def run(
     return {
         "tiny": tiny,
         "line": format_line(tiny, getattr(metrics, "tiny_counts", None) or {}) if tiny else None,
-        "train_s": train_s,
+        "train_s": clock.wall_s,
         "weights": str(yolo.trainer.best),
         "save_dir": str(save_dir),
         "prediction": str(prediction),
@@ -119,7 +94,7 @@ def report(out: dict[str, Any]) -> str:
             out["line"] or "Tiny-object AP: not reported",
             f"Prediction: {out['prediction']}  ({out['boxes']} boxes drawn)",
             f"Weights:    {w}",
-            f"Run folder: {out['save_dir']}  (results.csv, tiny_metrics.csv, plots)",
+            f"Run folder: {out['save_dir']}  (results.csv, tiny_metrics.csv)",
             "",
             "Next:",
             f"  yolo predict model={w} source=path/to/images",

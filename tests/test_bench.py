@@ -5,14 +5,20 @@ import json
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 import torch
+from matplotlib.collections import PathCollection
+from matplotlib.container import BarContainer
+from matplotlib.figure import Figure
 
 from hsfpn_yolo.bench import plots, workloads
 from hsfpn_yolo.bench.accuracy import summarize
 from hsfpn_yolo.bench.common import counterpart
 from hsfpn_yolo.bench.profile import family
 from hsfpn_yolo.bench.reference import HFPCore, ReferenceHFP, ReferenceSDP
+from hsfpn_yolo.bench.report import targets
 from hsfpn_yolo.cli import main
 from hsfpn_yolo.nn import HFP, SDP
 
@@ -113,6 +119,28 @@ def test_counterparts():
     assert counterpart("cfg/study/yolov8n-hsfpn-native-yolo-p2.yaml") == "yolov8n-p2"
 
 
+def test_targets_hold_each_hsfpn_model_to_its_own_baseline():
+    def timed(infer_b1: float, infer_b2: float, train_b2: float) -> dict:
+        ms = {"infer_b1": infer_b1, "infer_b2": infer_b2, "train_b2": train_b2}
+        return {k: {"median_ms": v, "iqr_ms": 0.0} for k, v in ms.items()}
+
+    models = {
+        "yolo11n": timed(10.0, 20.0, 100.0),
+        "yolo11n-hsfpn": timed(12.0, 30.0, 130.0),
+        "yolo26s-p2": timed(10.0, 20.0, 100.0),
+        "yolo26s-hsfpn-p2": timed(15.0, 30.0, 150.0),
+        "yolo26m-hsfpn": timed(1.0, 1.0, 1.0),  # its baseline yolo26m was not measured: no target
+    }
+    result = {"settings": {"batch": 2}, "blocks": {}, "models": {"cpu": models}}
+    rows = [(r["target"], round(r["measured"], 6), r["met"]) for r in targets(result, counterpart)]
+    assert rows == [
+        ("yolo11n-hsfpn train step b2: / yolo11n", 1.3, True),
+        ("yolo11n-hsfpn infer_b1: / yolo11n", 1.2, True),
+        ("yolo11n-hsfpn infer_b2: / yolo11n", 1.5, False),
+        ("yolo26s-hsfpn-p2 train step b2: / yolo26s-p2", 1.5, False),
+    ]
+
+
 @pytest.mark.slow
 def test_bench_accuracy_seeds_and_resume(tmp_path, capsys):
     data = tmp_path / "data.yaml"
@@ -160,7 +188,7 @@ def test_profile_families():
     assert family("aten::add_") == "other"
 
 
-def test_bench_plot_writes_pngs(tmp_path, capsys):
+def test_bench_plot_draws_the_data(tmp_path, capsys, monkeypatch):
     latency = {"yolov8n": {"infer_b1": {"median_ms": 10.0}}, "yolov8n-hsfpn": {"infer_b1": {"median_ms": 12.0}}}
     speed = {"settings": {"imgsz": 640}, "models": {"cpu": latency}}
     runs = [
@@ -173,11 +201,35 @@ def test_bench_plot_writes_pngs(tmp_path, capsys):
     accuracy = {"settings": {"epochs": 1, "imgsz": 320}, "runs": runs, "summary": summary}
     (tmp_path / "a.json").write_text(json.dumps(accuracy))
     args = ["bench", "plot", "--speed", str(tmp_path / "s.json"), "--accuracy", str(tmp_path / "a.json")]
+    figures, savefig = {}, Figure.savefig
+
+    def keep(fig, path, **kwargs):  # each saved figure by file name, to read back what it plots
+        figures[path.name] = fig
+        return savefig(fig, path, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
     assert main([*args, "--out", str(tmp_path / "docs")]) == 0
     printed = capsys.readouterr().out
     for name in (plots.AP_PNG, plots.LATENCY_PNG, plots.SEEDS_PNG):
         png = tmp_path / "docs" / name
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and str(png) in printed
+        assert str(png) in printed
+        image = cv2.imread(str(png))
+        width, height = figures[name].get_size_inches() * figures[name].dpi
+        assert image.shape == (round(height), round(width), 3)
+        # Marks in the first two colours of matplotlib's cycle (blue, orange), not only black axes on white
+        blue_minus_red = image[..., 0].astype(int) - image[..., 2]
+        assert (blue_minus_red > 60).sum() >= 20 and (blue_minus_red < -60).sum() >= 20, name
+
+    bars = [c for c in figures[plots.AP_PNG].axes[0].containers if isinstance(c, BarContainer)]
+    assert [[b.get_height() for b in group] for group in bars] == [  # per model, the seed means of AP, vt, t, s
+        pytest.approx([0.21, 0.06, 0.205, 0.41]),
+        pytest.approx([0.25, 0.08, 0.25, 0.45]),
+    ]
+    ap = figures[plots.SEEDS_PNG].axes[0].collections  # the AP panel: one dot per run, in model columns
+    dots = np.concatenate([c.get_offsets() for c in ap if isinstance(c, PathCollection)])
+    np.testing.assert_allclose(dots, [[0, 0.2], [0, 0.22], [1, 0.25]])
+    points = [c.get_offsets() for c in figures[plots.LATENCY_PNG].axes[0].collections]
+    np.testing.assert_allclose(np.concatenate(points), [[10.0, 0.21], [12.0, 0.25]])  # (latency ms, mean AP)
 
 
 @pytest.mark.parametrize("make", [lambda: HFP(32, dct=True, patch=4), lambda: HFP(32), lambda: SDP(32, 4)])

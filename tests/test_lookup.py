@@ -4,6 +4,8 @@ import shutil
 
 import pytest
 
+from hsfpn_yolo.bench.common import model_yaml
+from hsfpn_yolo.lookup import SCALE_HINT, packaged_yaml
 from hsfpn_yolo.nn import HFP
 from tests.conftest import CFG
 from tests.test_train_export import run_python
@@ -54,7 +56,38 @@ def test_a_misspelled_name_of_ours_lists_the_packaged_models(typo, suggestion, t
     assert all(p.stem in message for p in CFG.glob("*.yaml"))  # every packaged model is listed
 
 
-@pytest.mark.parametrize("name", ["foo.yaml", "yolov8n-p3.yaml", "yolo11n-p2.yaml"])
+@pytest.mark.parametrize(
+    "path, bare",
+    [("cfg/yolov8n-hsfpn.yaml", "yolov8n-hsfpn.yaml"), ("../cfg/yolo11s-hsfpn-p2.yaml", "yolo11s-hsfpn-p2.yaml")],
+)
+def test_a_missing_path_to_one_of_ours_names_the_bare_name(path, bare, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # cfg/ is not here
+    with pytest.raises(FileNotFoundError) as e:
+        YOLO(path)
+    message = str(e.value)
+    assert f"'{path}' does not exist" in message  # the path as given, scale letter and all
+    assert f"the bare name '{bare}' works from any folder" in message and SCALE_HINT not in message
+    YOLO(bare)  # and the name it suggests does build
+
+
+def test_a_missing_unscaled_path_to_one_of_ours_adds_the_scale_hint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as e:
+        YOLO("cfg/yolov8-hsfpn.yaml")
+    assert f"the bare name 'yolov8-hsfpn.yaml' ({SCALE_HINT}) works from any folder" in str(e.value)
+
+
+def test_one_resolver_names_the_packaged_yaml():
+    for name in ("yolov8n-hsfpn", "yolov8s-hsfpn.yaml", "yolov8-hsfpn.yaml"):
+        assert packaged_yaml(name) == CFG / "yolov8-hsfpn.yaml"
+    assert packaged_yaml("yolo26x-hsfpn-obb") == CFG / "yolo26-hsfpn-obb.yaml"
+    assert packaged_yaml("yolov8n") is None and packaged_yaml("yolov8n-p2.yaml") is None
+    # The benchmarks build ours from a path beside the packaged file (the scale letter kept), stock ones by name
+    assert model_yaml("yolo11s-hsfpn-p2") == str(CFG / "yolo11s-hsfpn-p2.yaml")
+    assert model_yaml("yolov8n-p2") == "yolov8n-p2.yaml" and model_yaml("a/b.yaml") == "a/b.yaml"
+
+
+@pytest.mark.parametrize("name", ["foo.yaml", "yolov8n-p3.yaml", "yolo11n-p2.yaml", "cfg/foo.yaml"])
 def test_other_missing_names_keep_ultralytics_error(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError) as e:

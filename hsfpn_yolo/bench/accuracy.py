@@ -31,7 +31,8 @@ from ..sizes import AP_KEYS
 from .common import counterpart, default_models, environment, header, md_table, model_name, model_yaml, save_json
 
 SYNTH = {"train": 200, "val": 50, "imgsz": 256, "seed": 0}  # default synthetic set
-TRAIN = {"epochs": 10, "batch": 8, "optimizer": "AdamW", "lr0": 0.002}  # identical for every model and seed
+TRAIN = {"epochs": 10, "batch": 8, "optimizer": "AdamW", "lr0": 0.002, "workers": 2}  # every model and seed
+SEEDS = (0, 1, 2)  # default training seeds
 QUICK = {"train": 100, "val": 40, "imgsz": 256, "epochs": 6}  # screening run: about a third of the default
 METRICS = AP_KEYS  # AP, AP50, AP75 and AP per AI-TOD size bucket
 SHOWN = ("AP", "AP50", "AP_vt", "AP_t", "AP_s")  # metrics in the Markdown tables
@@ -64,6 +65,7 @@ class EpochClock:
         self.total: list[float] = []
         self._t0 = 0.0
         self.threads = 0
+        self.wall_s = 0.0  # the whole training call, set by `fit`
 
     def start(self, trainer) -> None:
         """Epoch starts; note the torch thread count Ultralytics trains with."""
@@ -87,10 +89,24 @@ class EpochClock:
         model.add_callback("on_fit_epoch_end", self.validated)
 
 
-def train_one(
-    model: str, seed: int, data: str, imgsz: int, device: str, project: Path, train: dict[str, Any]
+def train_settings(
+    epochs: int = TRAIN["epochs"], batch: int = TRAIN["batch"], workers: int = TRAIN["workers"]
 ) -> dict[str, Any]:
-    """Train one model with one seed and the shared settings; return its final tiny-object AP and timings.
+    """Return the training settings every run of a benchmark shares: `TRAIN` with the given epochs, batch, workers."""
+    return {**TRAIN, "epochs": epochs, "batch": batch, "workers": workers}
+
+
+def fit(
+    model: str,
+    seed: int,
+    data: str,
+    imgsz: int,
+    device: str,
+    project: Path,
+    train: dict[str, Any],
+    name: str | None = None,
+) -> tuple[Any, EpochClock]:
+    """Train one model with one seed and the shared settings, as every benchmark run does.
 
     Args:
         model (str): Model name (see `model_yaml`) or YAML path.
@@ -99,22 +115,26 @@ def train_one(
         imgsz (int): Training and validation image size.
         device (str): 'cpu', '0', ...
         project (Path): Folder for the Ultralytics runs.
-        train (dict): Shared training settings (epochs, batch, optimizer, lr0, workers).
+        train (dict): Shared training settings, see `train_settings`.
+        name (str, optional): Run folder inside `project`; default '{model}-s{seed}'.
+
+    Returns:
+        (tuple): The trained YOLO object (`.metrics`: its final validation, with `.tiny`) and its `EpochClock`,
+            whose `wall_s` is the whole call.
     """
     from hsfpn_yolo.metrics import enable_tiny_metrics
     from ultralytics import YOLO
 
-    name = model_name(model)
     yolo = enable_tiny_metrics(YOLO(model_yaml(model)))  # HS-FPN models report it anyway; stock ones opt in
     clock = EpochClock()
     clock.attach(yolo)
     t = time.perf_counter()
-    metrics = yolo.train(
+    yolo.train(
         data=data,
         imgsz=imgsz,
         device=device,
         project=str(project),
-        name=f"{name}-s{seed}",
+        name=name or f"{model_name(model)}-s{seed}",
         exist_ok=True,
         seed=seed,
         deterministic=True,
@@ -124,10 +144,19 @@ def train_one(
         verbose=False,
         **train,
     )
-    wall = time.perf_counter() - t
+    clock.wall_s = time.perf_counter() - t
+    return yolo, clock
+
+
+def train_one(
+    model: str, seed: int, data: str, imgsz: int, device: str, project: Path, train: dict[str, Any]
+) -> dict[str, Any]:
+    """Train one model with one seed and the shared settings (`fit`); return its final tiny-object AP and timings."""
+    yolo, clock = fit(model, seed, data, imgsz, device, project, train)
+    metrics = yolo.metrics
     tiny = getattr(metrics, "tiny", None) or {}
     return {
-        "model": name,
+        "model": model_name(model),
         "seed": seed,
         "params": sum(p.numel() for p in yolo.model.parameters()),
         **{k: tiny.get(k) for k in METRICS},
@@ -135,7 +164,7 @@ def train_one(
         "epochs": len(clock.train),
         "epoch_train_s": statistics.median(clock.train) if clock.train else None,
         "epoch_total_s": statistics.median(clock.total) if clock.total else None,
-        "wall_s": wall,
+        "wall_s": clock.wall_s,
         "train_threads": clock.threads,
         "save_dir": str(yolo.trainer.save_dir),
     }
@@ -285,7 +314,7 @@ def _load_done(paths: list[str | Path], settings: dict[str, Any]) -> list[dict[s
 
 def run(
     models: list[str] | None = None,
-    seeds: list[int] | tuple[int, ...] = (0, 1, 2),
+    seeds: list[int] | tuple[int, ...] = SEEDS,
     data: str | None = None,
     epochs: int | None = None,
     imgsz: int | None = None,
@@ -295,7 +324,7 @@ def run(
     val_images: int | None = None,
     quick: bool = False,
     jobs: int = 2,
-    workers: int = 2,
+    workers: int = TRAIN["workers"],
     scale: str = "n",
     project: str | Path = "runs/bench/accuracy",
     json_path: str | Path | None = "runs/bench/accuracy.json",
@@ -335,13 +364,7 @@ def run(
     if not seeds:
         raise ValueError("give at least one training seed, e.g. --seeds 0,1,2")
     data = data or synth_data(train_images, val_images, imgsz, SYNTH["seed"])
-    shared = {
-        "epochs": epochs,
-        "batch": batch,
-        "optimizer": TRAIN["optimizer"],
-        "lr0": TRAIN["lr0"],
-        "workers": workers,
-    }
+    shared = train_settings(epochs, batch, workers)
     settings = {**shared, "imgsz": imgsz, "data": data, "device": device}
     env = environment()
     wanted = {(model_name(m), s) for m in models for s in seeds}

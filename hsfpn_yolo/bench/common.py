@@ -28,12 +28,11 @@ def model_yaml(name: str) -> str:
     """
     if name.endswith((".yaml", ".yml")):
         return name
-    import hsfpn_yolo
+    from hsfpn_yolo.lookup import packaged_yaml
 
-    # Scale letters are not in the file names: 'yolov8n-hsfpn' is cfg/yolov8-hsfpn.yaml at scale n (Ultralytics' rule)
-    family = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", name)
-    ours = (hsfpn_yolo.CFG_DIR / f"{family}.yaml").is_file()
-    return str(hsfpn_yolo.CFG_DIR / f"{name}.yaml") if ours else f"{name}.yaml"
+    ours = packaged_yaml(name)
+    # A path next to ours, scale letter kept: Ultralytics reads the scale from it and builds the unscaled file
+    return str(ours.with_name(f"{name}.yaml")) if ours else f"{name}.yaml"
 
 
 def model_name(model: str) -> str:
@@ -49,15 +48,19 @@ def baseline_of(name: str) -> str:
     return m.group(0) if m else stem
 
 
+def is_p2(name: str) -> bool:
+    """Return whether model `name` (name or YAML path) has the extra stride-4 P2 output, e.g. yolov8n-hsfpn-p2."""
+    return "-p2" in Path(name).stem
+
+
 def counterpart(name: str) -> str:
     """Return the stock model an HS-FPN model is measured against: yolo..{s}-p2 for P2 models, else yolo..{s}.
 
     Args:
         name (str): Model name or YAML path, e.g. 'yolov8n-hsfpn', 'cfg/study/yolov8n-hsfpn-native-ref-p2.yaml'.
     """
-    stem = Path(name).stem
-    base = baseline_of(stem)
-    return f"{base}-p2" if "-p2" in stem else base
+    base = baseline_of(name)
+    return f"{base}-p2" if is_p2(name) else base
 
 
 def command_line() -> str:

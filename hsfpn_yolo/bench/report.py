@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .common import header, md_table
+from .common import header, is_p2, md_table
 
 # (description, goal, higher is better) of each target; measured values come from `targets`
 GOALS = {
@@ -87,8 +87,13 @@ def _check(goal_key: str, value: float | None, **fmt) -> dict[str, Any]:
     return {"target": text.format(**fmt), "measured": value, "goal": f"{'≥' if higher else '≤'} {goal}", "met": met}
 
 
-def targets(result: dict[str, Any], base_of: Callable[[str], str], scale: str) -> list[dict[str, Any]]:
-    """Return the performance targets checked against the CPU fp32 results (where they were run)."""
+def targets(result: dict[str, Any], base_of: Callable[[str], str]) -> list[dict[str, Any]]:
+    """Return the performance targets checked against the CPU fp32 results (where they were run).
+
+    Args:
+        result (dict): `bench speed` results (settings, blocks, models).
+        base_of (Callable[[str], str]): The stock model an HS-FPN model is held against, by name (e.g. `counterpart`).
+    """
     out, b = [], result["settings"]["batch"]
     for block in result["blocks"].get("cpu", []):
         fwd, fb = block["forward_ratio"], block["forward_backward_ratio"]
@@ -100,16 +105,17 @@ def targets(result: dict[str, Any], base_of: Callable[[str], str], scale: str) -
                 out.append(_check("sdp_fwd", fwd[ref], block=block["block"], ref=ref))
                 out.append(_check("sdp_fwd_bwd", fb[ref], block=block["block"], ref=ref))
     models = result["models"].get("cpu", {})
-    model, base = f"yolov8{scale}-hsfpn", f"yolov8{scale}"
-    if model in models and base in models:
-        m, v8 = models[model], models[base]
-        out.append(_check("train", ratio(m[f"train_b{b}"], v8[f"train_b{b}"]), model=model, b=b, base=base))
+    for model, m in models.items():
+        base = base_of(model)
+        if "hsfpn" not in model or base not in models:
+            continue
+        stock, train = models[base], f"train_b{b}"
+        if is_p2(model):  # a P2 model's goal is its training step alone (GOALS)
+            out.append(_check("train_p2", ratio(m[train], stock[train]), model=model, b=b, base=base))
+            continue
+        out.append(_check("train", ratio(m[train], stock[train]), model=model, b=b, base=base))
         for key in ("infer_b1", f"infer_b{b}"):
-            out.append(_check("infer", ratio(m[key], v8[key]), model=model, key=key, base=base))
-    model, base = f"yolov8{scale}-hsfpn-p2", f"yolov8{scale}-p2"  # the P2 model against the stock P2 model
-    if model in models and base in models:
-        value = ratio(models[model][f"train_b{b}"], models[base][f"train_b{b}"])
-        out.append(_check("train_p2", value, model=model, b=b, base=base))
+            out.append(_check("infer", ratio(m[key], stock[key]), model=model, key=key, base=base))
     return out
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 
 from . import report
-from .common import baseline_of, default_models, environment, save_json
+from .common import counterpart, default_models, environment, save_json
 from .reference import HFPCore, ReferenceHFP, ReferenceSDP
 from .timing import measure
 from .workloads import build, deployed, inference, synthetic_batch, train_step
@@ -284,7 +284,7 @@ def run(
         result["compile"] = compile_run(scale, cfg, tasks[0][0])
     bar.update(1)
     bar.close()
-    result["targets"] = report.targets(result, baseline_of, scale)
+    result["targets"] = report.targets(result, counterpart)
     print(report.markdown(result))
     if json_path:
         save_json(json_path, result)

@@ -9,6 +9,7 @@ _WHERE = {
     "POSTPROCESS": "model",
     "load_model": "model",
     "predict_frame": "model",
+    "draw_boxes": "predict",
     "predict_sliced": "predict",
     "val_sliced": "val",
 }

@@ -1,12 +1,12 @@
 """Any Ultralytics detector as a SAHI detection model, and one frame's sliced prediction as Ultralytics results.
 
 SAHI slices the frame, runs the model on each slice, shifts the boxes back to frame coordinates and merges the
-duplicates of the overlaps; nothing of that is redone here. The merged boxes come back as an Ultralytics `Results`,
-so they are drawn and saved exactly as `yolo predict` does.
+duplicates of the overlaps; nothing of that is redone here. The merged boxes come back as an Ultralytics `Results`.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,24 @@ def _sahi_device(device: str | None) -> str | None:
         return None
     first = str(device).split(",")[0].strip()
     return f"cuda:{first}" if first.isdigit() else first
+
+
+@contextmanager
+def python_call():
+    """Keep Ultralytics' `Model.predict` from taking the calls made inside for its own `yolo predict` command line.
+
+    Ultralytics reads any program whose name ends in 'yolo' (our `hsfpn-yolo` too) with 'predict' among its arguments
+    as its CLI: it then saves annotated images into its runs folder and returns None. Only the program name seen by
+    that check (`ultralytics.engine.model.ARGV`, sys.argv) is hidden, and only while inside.
+    """
+    from ultralytics.engine import model as engine_model
+
+    argv = engine_model.ARGV
+    engine_model.ARGV = ["", *argv[1:]]
+    try:
+        yield
+    finally:
+        engine_model.ARGV = argv
 
 
 def load_model(model: Any, conf: float = 0.25, device: str | None = None, imgsz: int | None = None):
@@ -87,20 +105,21 @@ def predict_frame(
     frame = image if isinstance(image, np.ndarray) else cv2.imread(path, cv2.IMREAD_COLOR)
     if frame is None:
         raise ValueError(f"{path}: unreadable image")
-    result = get_sliced_prediction(
-        np.ascontiguousarray(frame[..., ::-1]),  # SAHI works in RGB
-        detector,
-        slice_height=slice,
-        slice_width=slice,
-        overlap_height_ratio=overlap,
-        overlap_width_ratio=overlap,
-        perform_standard_pred=full_frame,
-        postprocess_type=postprocess,
-        postprocess_match_metric=match_metric,
-        postprocess_match_threshold=match_threshold,
-        verbose=0,
-        batch_size=batch,
-    )
+    with python_call():
+        result = get_sliced_prediction(
+            np.ascontiguousarray(frame[..., ::-1]),  # SAHI works in RGB
+            detector,
+            slice_height=slice,
+            slice_width=slice,
+            overlap_height_ratio=overlap,
+            overlap_width_ratio=overlap,
+            perform_standard_pred=full_frame,
+            postprocess_type=postprocess,
+            postprocess_match_metric=match_metric,
+            postprocess_match_threshold=match_threshold,
+            verbose=0,
+            batch_size=batch,
+        )
     rows = [(*p.bbox.to_xyxy(), p.score.value, p.category.id) for p in result.object_prediction_list]
     boxes = torch.tensor(rows, dtype=torch.float32).reshape(-1, 6)
     return Results(frame, path, detector.model.names, boxes=boxes)

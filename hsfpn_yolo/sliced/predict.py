@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .model import load_model, predict_frame
+
+LABEL_SCALE = 0.3  # Hershey font scale per pixel of line width: text about 7 px high at line width 1
 
 
 def list_frames(source: str | Path | list) -> list[Path]:
@@ -74,6 +79,44 @@ def coco_results(result, image_id: int | str) -> list[dict[str, Any]]:
     return rows
 
 
+def line_width_for(shape: tuple[int, ...]) -> int:
+    """Return the box line width for a frame of SHAPE (h, w, ...): 1 px per 2000 px of its mean side, at least 1."""
+    return max(1, round(sum(shape[:2]) / 4000))
+
+
+def draw_boxes(result, line_width: int | None = None, labels: bool = False) -> np.ndarray:
+    """Return a copy of the result's frame with its boxes drawn as crisp outlines around them.
+
+    Ultralytics' `Results.plot` sizes lines and labels for objects of tens of pixels and draws anti-aliased lines over
+    the box edges, which hides an object of a few pixels. Here each outline lies on the pixels just outside its box, so
+    the object itself stays untouched.
+
+    Args:
+        result (ultralytics.engine.results.Results): Frame (`orig_img`, BGR) and boxes in its pixels.
+        line_width (int, optional): Outline width in pixels; default: `line_width_for` the frame.
+        labels (bool): Write 'name conf' in small type above each box (below it at the top edge).
+    """
+    import cv2
+    from ultralytics.utils.plotting import colors
+
+    im = result.orig_img.copy()
+    lw = line_width or line_width_for(im.shape)
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, LABEL_SCALE * lw
+    for (x1, y1, x2, y2), conf, cls in zip(
+        result.boxes.xyxy.tolist(), result.boxes.conf.tolist(), result.boxes.cls.int().tolist()
+    ):
+        x1, y1, x2, y2 = math.floor(x1), math.floor(y1), math.ceil(x2) - 1, math.ceil(y2) - 1  # the box's pixels
+        color = colors(cls, bgr=True)
+        for i in range(1, lw + 1):  # nested 1-px outlines: exact pixels, unlike a thick anti-aliased line
+            cv2.rectangle(im, (x1 - i, y1 - i), (x2 + i, y2 + i), color, 1, cv2.LINE_8)
+        if labels:
+            text = f"{result.names[cls]} {conf:.2f}"
+            th = cv2.getTextSize(text, font, scale, 1)[0][1]
+            y = y1 - lw - 2 if y1 - lw - 2 >= th else y2 + lw + th + 2  # baseline above the box, or below it
+            cv2.putText(im, text, (x1 - lw, y), font, scale, color, 1, cv2.LINE_AA)
+    return im
+
+
 def predict_sliced(
     model: Any,
     source: str | Path | list,
@@ -92,6 +135,8 @@ def predict_sliced(
     project: str | Path = "runs/detect",
     name: str = "predict-sliced",
     exist_ok: bool = False,
+    line_width: int | None = None,
+    labels: bool = False,
     progress: bool = True,
 ) -> list:
     """Predict every frame of SOURCE slice by slice with SAHI and save annotated images, YOLO txt and COCO JSON.
@@ -114,6 +159,8 @@ def predict_sliced(
         project (str | Path): Parent folder of the run.
         name (str): Run folder name; numbered (predict-sliced-2, ...) unless EXIST_OK, as Ultralytics does.
         exist_ok (bool): Reuse an existing run folder.
+        line_width (int, optional): Box outline width in the saved images; default: 1 px per 2000 px of frame side.
+        labels (bool): Write class name and confidence next to each box in the saved images (small type).
         progress (bool): Show a progress bar over frames and log where the results are.
 
     Returns:
@@ -137,7 +184,7 @@ def predict_sliced(
         if save or save_txt or save_json:
             save_dir.mkdir(parents=True, exist_ok=True)
         if save:
-            cv2.imwrite(str(save_dir / f"{path.stem}.jpg"), r.plot())
+            cv2.imwrite(str(save_dir / f"{path.stem}.jpg"), draw_boxes(r, line_width, labels))
         if save_txt:
             (save_dir / "labels").mkdir(exist_ok=True)
             txt = save_dir / "labels" / f"{path.stem}.txt"
