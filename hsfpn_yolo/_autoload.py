@@ -14,6 +14,7 @@ PATCHES = {
     "ultralytics.nn.tasks": "hsfpn_yolo.register:patch_tasks",  # YAML parser, weight transfer, bare names
     "ultralytics.engine.exporter": "hsfpn_yolo.export:patch_exporter",  # the export check
     "ultralytics.utils.callbacks.base": "hsfpn_yolo.metrics.hooks:patch_callbacks",  # tiny-object AP
+    "ultralytics.data.utils": "hsfpn_yolo.lookup:patch_data_utils",  # bare dataset YAML names
 }
 
 

@@ -15,6 +15,7 @@ edited) does three things for a model with HFP or SDP blocks and leaves every ot
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import os
@@ -96,9 +97,19 @@ def reference_output(model: torch.nn.Module, im: torch.Tensor, end_to_end: bool 
     from the end-to-end branch with `end_to_end`, as the exporter chose it."""
     reference = copy.deepcopy(model).float().eval()
     if hasattr(reference, "end2end"):
-        reference.end2end = end_to_end
+        with contextlib.suppress(AttributeError):  # read-only in early 8.4 releases: the head then always takes it
+            reference.end2end = end_to_end
     with torch.inference_mode():
         return first_tensor(reference(im.float()))
+
+
+def export_bits(args) -> int:
+    """Return the precision an export keeps: 32, 16 or 8 (any int8 scheme), from `quantize` (later 8.4 releases) or
+    the `half` / `int8` flags (earlier ones)."""
+    quantize = getattr(args, "quantize", None)
+    if getattr(args, "int8", False) or quantize not in (None, 16, 32):
+        return 8
+    return 16 if quantize == 16 or getattr(args, "half", False) else 32
 
 
 def verify_export(
@@ -110,9 +121,9 @@ def verify_export(
 
     Returns a one-line summary of what was checked (or why it was not).
     """
-    bits = 16 if args.quantize == 16 or getattr(args, "half", False) else 32 if args.quantize in (None, 32) else 8
+    bits = export_bits(args)
     if bits == 8:
-        return f"{fmt}: int8 export (quantize={args.quantize}), outputs not compared with PyTorch"
+        return f"{fmt}: int8 export, outputs not compared with PyTorch"
     if reason := runs_elsewhere(fmt):
         return f"{fmt}: exported, outputs not compared with PyTorch ({reason})"
     from ultralytics.nn.autobackend import AutoBackend

@@ -1,10 +1,13 @@
-"""Bare model YAML names (`yolov8n-hsfpn.yaml`) resolve to the packaged cfg/ folder from any working directory.
+"""Bare model and dataset YAML names (`yolov8n-hsfpn.yaml`, `tiny-synth.yaml`) resolve to the packaged cfg/ folder
+from any working directory.
 
 Ultralytics' `yaml_model_load` looks a name up with `check_yaml` twice: as given (`yolov8n-hsfpn.yaml`, allowed to
 miss) and without its scale letter (`yolov8-hsfpn.yaml`), each time in the working directory, then in Ultralytics' own
 cfg. The wrapper keeps that order and only adds the package's YAMLs after it, so a local file of the same name still
 wins. A name that looks like one of ours but matches none gets an error listing the packaged model YAMLs; a missing
 path whose file is one of ours (`cfg/yolov8n-hsfpn.yaml` outside the checkout) gets one naming the bare name.
+Dataset YAMLs follow the same rule in `check_det_dataset`: Ultralytics' own search first (the working directory, then
+its cfg, so a bare `VisDrone.yaml` stays Ultralytics' own), then cfg/datasets/ of the package.
 """
 
 from __future__ import annotations
@@ -119,6 +122,53 @@ def wrap_check_yaml(stock):
 
     check_yaml.hsfpn_stock = stock
     return check_yaml
+
+
+def packaged_dataset(name: str) -> Path | None:
+    """Return the packaged dataset YAML of file name `name` ('tiny-synth.yaml' or 'tiny-synth'), or None."""
+    from hsfpn_yolo import CFG_DIR
+
+    path = CFG_DIR / "datasets" / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    return path if path.is_file() else None
+
+
+def wrap_check_det_dataset(stock, check_file):
+    """Return a `check_det_dataset` that falls back to the packaged dataset YAMLs for bare names and names them for
+    missing paths.
+
+    Args:
+        stock (Callable): Ultralytics' own `check_det_dataset`.
+        check_file (Callable): Ultralytics' `check_file`, whose search (working directory, then its cfg) comes first.
+    """
+
+    @functools.wraps(stock)
+    def check_det_dataset(dataset, *args, **kwargs):
+        text = str(dataset).strip()
+        name = Path(text).name
+        ours = packaged_dataset(name) if "://" not in text and not Path(text).exists() else None
+        if ours is not None:
+            stem = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+            if name != text:  # a path spelled out that does not exist
+                bare = f"the bare name '{stem}' works from any folder"
+                if check_file(stem, hard=False):  # a bare name that Ultralytics resolves to its own YAML first
+                    bare = f"give its path, {ours} (the bare name '{stem}' is Ultralytics' own)"
+                raise FileNotFoundError(f"dataset YAML '{text}' does not exist. It is packaged with hsfpn-yolo: {bare}.")
+            if not check_file(stem, hard=False):
+                dataset = str(ours)
+        return stock(dataset, *args, **kwargs)
+
+    check_det_dataset.hsfpn_stock = stock
+    return check_det_dataset
+
+
+def patch_data_utils(utils) -> None:
+    """Wrap `check_det_dataset` of the loaded `ultralytics.data.utils` (idempotent; imports no Ultralytics module).
+
+    Args:
+        utils (module): `ultralytics.data.utils`, fully executed.
+    """
+    if not hasattr(utils.check_det_dataset, "hsfpn_stock"):
+        utils.check_det_dataset = wrap_check_det_dataset(utils.check_det_dataset, utils.check_file)
 
 
 def install(tasks) -> None:
