@@ -9,21 +9,25 @@ docs/compatibility.md.
 
 import sys
 
-# Ultralytics module -> "our module:function" that patches it once it has executed
+# Ultralytics module -> the "our module:function"s that patch it once it has executed
 PATCHES = {
-    "ultralytics.nn.tasks": "hsfpn_yolo.register:patch_tasks",  # YAML parser, weight transfer, bare names
-    "ultralytics.engine.exporter": "hsfpn_yolo.export:patch_exporter",  # the export check
-    "ultralytics.utils.callbacks.base": "hsfpn_yolo.metrics.hooks:patch_callbacks",  # tiny-object AP
-    "ultralytics.data.utils": "hsfpn_yolo.lookup:patch_data_utils",  # bare dataset YAML names
+    "ultralytics.nn.tasks": ("hsfpn_yolo.register:patch_tasks",),  # YAML parser, weight transfer, bare names
+    "ultralytics.engine.exporter": ("hsfpn_yolo.export:patch_exporter",),  # the export check
+    "ultralytics.utils.callbacks.base": (
+        "hsfpn_yolo.metrics.hooks:patch_callbacks",  # tiny-object AP
+        "hsfpn_yolo.gates:patch_callbacks",  # gate values while training
+    ),
+    "ultralytics.data.utils": ("hsfpn_yolo.lookup:patch_data_utils",),  # bare dataset YAML names
 }
 
 
 def apply_patch(name: str, module) -> None:
-    """Apply the patch of Ultralytics module `name` to `module` (each patch is idempotent)."""
+    """Apply the patches of Ultralytics module `name` to `module` (each patch is idempotent)."""
     import importlib
 
-    where, function = PATCHES[name].split(":")
-    getattr(importlib.import_module(where), function)(module)
+    for target in PATCHES[name]:
+        where, function = target.split(":")
+        getattr(importlib.import_module(where), function)(module)
 
 
 def is_loaded(name: str) -> bool:

@@ -3,7 +3,8 @@
 Usage: python scripts/gate_values.py runs/study/default/yolov8n-hsfpn-native-yolo-s*/weights/last.pt
 
 One row per checkpoint and gated block: the layer, its type and the mean and largest |gamma| over its channels.
-A gate that stays near zero means the block's branch barely contributes to what the model computes.
+A gate that stays near zero means the block's branch barely contributes to what the model computes. Training writes
+the same values for every epoch to `gates.csv` in the run folder.
 """
 
 from __future__ import annotations
@@ -20,16 +21,14 @@ def main() -> None:
 
     from ultralytics import YOLO
 
+    from hsfpn_yolo.gates import gate_values
+
     print("| checkpoint | layer | block | mean abs(gamma) | max abs(gamma) |")
     print("|:---|---:|:---|---:|---:|")
     for path in args.weights:
-        for i, layer in enumerate(YOLO(path).model.model):
-            scale = getattr(layer, "scale", None)
-            if scale is not None:
-                g = scale.gamma.detach().float().abs().flatten()
-                name = path.parent.parent.name if path.parent.name == "weights" else path.name
-                print(f"| {name} | {i} | {type(layer).__name__} | {g.mean():.4f} | {g.max():.4f} |")
-
+        name = path.parent.parent.name if path.parent.name == "weights" else path.name
+        for r in gate_values(YOLO(path).model):
+            print(f"| {name} | {r['layer']} | {r['block']} | {r['mean_abs_gamma']:.4f} | {r['max_abs_gamma']:.4f} |")
 
 if __name__ == "__main__":
     main()
