@@ -34,7 +34,8 @@ test-slow: $(DEPLOY_STAMP)
 	$(BIN)/python -m pytest -m slow
 
 # Smoke subset against the lowest allowed and the newest Ultralytics 8.4.x, each installed without dependencies into
-# its own folder that PYTHONPATH puts first (docs/compatibility.md); the newest is skipped when .venv already has it.
+# its own folder that PYTHONPATH puts first (docs/compatibility.md); some releases also ship a top-level `tests`
+# package, removed there so that ours is the one imported. The newest is skipped when .venv already has it.
 COMPAT_LOWEST := 8.4.0
 COMPAT_TESTS := tests/test_first_import.py tests/test_export_check.py tests/test_registration.py tests/test_train_export.py
 COMPAT_DIR := $(VENV)/compat
@@ -44,6 +45,7 @@ test-compat: $(STAMP)
 	for spec in "ultralytics==$(COMPAT_LOWEST)" "ultralytics>=$(COMPAT_LOWEST),<8.5"; do \
 		dir="$(COMPAT_DIR)/$$(echo "$$spec" | tr -c 'A-Za-z0-9.\n' _)"; \
 		$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --upgrade --target "$$dir" "$$spec"; \
+		rm -rf "$$dir/tests"; \
 		version=$$(PYTHONPATH="$$dir" $(BIN)/python -c "import ultralytics; print(ultralytics.__version__)"); \
 		if [ "$$spec" != "ultralytics==$(COMPAT_LOWEST)" ] && [ "$$version" = "$$installed" ]; then \
 			echo "test-compat: ultralytics $$version is the one in $(VENV); make test covers it"; continue; fi; \
