@@ -18,6 +18,7 @@ PATCHES = {
         "hsfpn_yolo.gates:patch_callbacks",  # gate values while training
     ),
     "ultralytics.data.utils": ("hsfpn_yolo.lookup:patch_data_utils",),  # bare dataset YAML names
+    "ultralytics.engine.trainer": ("hsfpn_yolo.gates:patch_trainer",),  # gates: no weight decay, never Muon
 }
 
 

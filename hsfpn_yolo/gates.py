@@ -1,16 +1,24 @@
-"""How far the residual gates of gated HFP/SDP blocks have opened: read from a model, logged while training.
+"""The residual gates of gated HFP/SDP blocks: how far they have opened, and how the optimizer treats them.
 
 A gated block adds `gamma * branch` to its input, with `gamma` (one value per channel) starting at 0 or the YAML's
 value. A gate that stays near zero means the block barely changes what the model computes. During training of a model
 with gated blocks, `gates.csv` in the run folder gets one row per block and epoch (mean and largest |gamma| of the EMA
 weights that the checkpoint saves), and the end of training prints one line with the final values.
+
+Ultralytics' `build_optimizer` would put `gamma`, a (1, C, 1, 1) tensor, with the decayed conv weights (AdamW/SGD:
+weight decay pulls every gate back to zero) or, under MuSGD (`optimizer=auto` beyond 10 000 iterations), into the Muon
+group, which orthogonalises 4-D tensors as conv filters. The wrapper moves the gates into the group of the BatchNorm
+weights (no weight decay, never Muon), as a per-channel scale is treated in every other YOLO layer.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 from typing import Any
+
+import torch
 
 CSV_NAME = "gates.csv"
 FIELDS = ("epoch", "layer", "block", "mean_abs_gamma", "max_abs_gamma")
@@ -85,6 +93,66 @@ def on_train_end(trainer) -> None:
 
 
 CALLBACKS = {"on_fit_epoch_end": on_fit_epoch_end, "on_train_end": on_train_end}
+
+
+def gate_parameters(model: Any) -> list[torch.nn.Parameter]:
+    """Return the `gamma` parameters of every gated block of `model` (any module holding HFP/SDP layers)."""
+    from .nn import LayerScale
+
+    return [m.gamma for m in model.modules() if isinstance(m, LayerScale)]
+
+
+def move_gates_to_norm_group(optimizer: torch.optim.Optimizer, model: Any) -> int:
+    """Move the gates of `model` from whatever group holds them into the group of the BatchNorm weights; return how
+    many moved. Runs on a new optimizer (no state yet), so only group membership changes.
+
+    Args:
+        optimizer (torch.optim.Optimizer): Optimizer built by Ultralytics' `build_optimizer`.
+        model (nn.Module): The model it optimises.
+    """
+    gates = {id(p) for p in gate_parameters(model)}
+    norm = next((m.weight for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)), None)
+    target = next((g for g in optimizer.param_groups if norm is not None and any(p is norm for p in g["params"])), None)
+    if not gates or target is None:
+        return 0
+    moved = []
+    for group in optimizer.param_groups:
+        if group is not target:
+            moved += [p for p in group["params"] if id(p) in gates]
+            group["params"] = [p for p in group["params"] if id(p) not in gates]
+    target["params"] = list(target["params"]) + moved
+    return len(moved)
+
+
+def wrap_build_optimizer(stock):
+    """Return a `BaseTrainer.build_optimizer` that hands the gates to the BatchNorm weights' group.
+
+    Args:
+        stock (Callable): Ultralytics' own `BaseTrainer.build_optimizer`.
+    """
+
+    @functools.wraps(stock)
+    def build_optimizer(self, model, *args, **kwargs):
+        optimizer = stock(self, model, *args, **kwargs)
+        moved = move_gates_to_norm_group(optimizer, model)
+        if moved:
+            from ultralytics.utils import LOGGER
+
+            LOGGER.info(f"hsfpn-yolo: {moved} block gates trained without weight decay (BatchNorm weights' group)")
+        return optimizer
+
+    build_optimizer.hsfpn_stock = stock
+    return build_optimizer
+
+
+def patch_trainer(trainer) -> None:
+    """Wrap `BaseTrainer.build_optimizer` of the loaded `ultralytics.engine.trainer` (idempotent).
+
+    Args:
+        trainer (module): `ultralytics.engine.trainer`, fully executed.
+    """
+    if not hasattr(trainer.BaseTrainer.build_optimizer, "hsfpn_stock"):
+        trainer.BaseTrainer.build_optimizer = wrap_build_optimizer(trainer.BaseTrainer.build_optimizer)
 
 
 def patch_callbacks(base) -> None:

@@ -44,3 +44,22 @@ def test_training_writes_gates_csv_per_epoch(tmp_path):
     for r, g in zip(last, final):
         assert int(r["layer"]) == g["layer"] and float(r["mean_abs_gamma"]) == pytest.approx(g["mean_abs_gamma"])
         assert g["mean_abs_gamma"] > 0  # the gates moved off zero
+
+
+@pytest.mark.parametrize("name", ["AdamW", "SGD", "MuSGD"])
+def test_gates_train_without_decay_and_outside_muon(name):
+    """Every gate sits in the BatchNorm weights' group (weight decay 0, not Muon); no parameter is lost or doubled."""
+    from types import SimpleNamespace
+
+    from ultralytics.engine.trainer import BaseTrainer
+
+    model = YOLO("yolov8n-hsfpn.yaml").model
+    fake = SimpleNamespace(args=SimpleNamespace(warmup_bias_lr=0.1, nbs=64, batch=16, epochs=1))
+    optimizer = BaseTrainer.build_optimizer(fake, model, name=name, lr=0.01, momentum=0.9, decay=5e-4)
+    gates = {id(m.scale.gamma) for m in model.model if getattr(m, "scale", None) is not None}
+    norm = next(m.weight for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    holding = [g for g in optimizer.param_groups if gates & {id(p) for p in g["params"]}]
+    assert len(holding) == 1 and any(p is norm for p in holding[0]["params"])
+    assert holding[0].get("weight_decay", 0.0) == 0.0 and not holding[0].get("use_muon", False)
+    ids = [id(p) for g in optimizer.param_groups for p in g["params"]]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
