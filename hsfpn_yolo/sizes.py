@@ -18,6 +18,7 @@ RANGES = {k: (lo, hi) for k, lo, hi in zip(BUCKETS, EDGES[:-1], EDGES[1:])}  # {
 NAMES = {"vt": "very tiny", "t": "tiny", "s": "small", "m": "medium"}
 LABELS = {k: f"{NAMES[k]}\n{lo}-{hi} px" for k, (lo, hi) in RANGES.items()}  # two-line plot labels
 OTHER = "other"  # outside [2, 64) px: counted, but in no AI-TOD bucket
+SIZE_DECIMALS = 3  # sizes are compared with the edges at 1/1000 px
 AP_KEYS = ("AP", "AP50", "AP75", *(f"AP_{k}" for k in BUCKETS))  # AP (IoU 0.50:0.95), AP50, AP75, AP per bucket
 
 
@@ -30,7 +31,10 @@ def bucket_index(size: np.ndarray | list[float]) -> np.ndarray:
     Returns:
         (np.ndarray): Integer index per size; len(BUCKETS) ('other') below 2 px, from 64 px on, and for NaN.
     """
-    i = np.searchsorted(EDGES, np.asarray(size, dtype=np.float64), side="right") - 1  # last edge <= size
+    # Rounded to 1/1000 px first: boxes scaled to the network input and back come out a few 1e-6 px off, and an
+    # exact 8 px box (integer labels put many on the edges) would otherwise drop into the bucket below
+    size = np.round(np.asarray(size, dtype=np.float64), SIZE_DECIMALS)
+    i = np.searchsorted(EDGES, size, side="right") - 1  # last edge <= size
     return np.where((i >= 0) & (i < len(BUCKETS)), i, len(BUCKETS))
 
 

@@ -8,7 +8,7 @@ from hsfpn_yolo.bench.common import model_yaml
 from hsfpn_yolo.lookup import SCALE_HINT, packaged_yaml
 from hsfpn_yolo.nn import HFP
 from tests.conftest import CFG
-from tests.test_train_export import run_python
+from tests.helpers import run_python
 from ultralytics import YOLO
 from ultralytics.utils import ROOT
 

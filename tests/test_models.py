@@ -11,7 +11,7 @@ import yaml
 import hsfpn_yolo  # noqa: F401
 from hsfpn_yolo.nn import HFP, SDP, Sum
 from tests.conftest import CFG
-from tests.stock import assert_stock_layers_kept
+from tests.helpers import assert_backward_reaches_every_block, assert_stock_layers_kept
 from ultralytics.nn.tasks import DetectionModel
 
 SCALES = [*"nsml", pytest.param("x", marks=pytest.mark.slow)]  # the x scale only in the slow run
@@ -85,12 +85,8 @@ def test_larger_scales_forward(scale):
 
 @pytest.mark.parametrize("name", ["yolov8n-hsfpn.yaml", "yolov8n-hsfpn-paper.yaml"])
 def test_train_mode_backward_reaches_every_block(name):
-    model = build(name).train()
-    out = model(torch.randn(2, 3, 256, 192))
-    sum(o.float().square().mean() for o in out.values() if isinstance(o, torch.Tensor)).backward()
-    for m in model.model:
-        if isinstance(m, (HFP, SDP)):
-            assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+    torch.manual_seed(0)
+    assert_backward_reaches_every_block(build(name), torch.randn(2, 3, 256, 192))
 
 
 def test_registration_is_idempotent_and_visible_in_ultralytics_namespaces():
@@ -160,7 +156,9 @@ def test_named_options_in_yaml(tmp_path):
 
 
 def test_cfg_dir_points_at_the_model_yamls():
-    assert (hsfpn_yolo.CFG_DIR / "yolov8-hsfpn.yaml").is_file() and (hsfpn_yolo.CFG_DIR / "datasets").is_dir()
+    for sub, one in (("", "yolov8-hsfpn.yaml"), ("datasets", "tiny-synth.yaml")):  # every model and dataset YAML
+        names = {p.name for p in (CFG / sub).glob("*.yaml")}
+        assert one in names and {p.name for p in (hsfpn_yolo.CFG_DIR / sub).glob("*.yaml")} == names
 
 
 def test_installed_package_registers_without_import_and_keeps_startup_light():
@@ -179,7 +177,7 @@ SIGNATURES = """
 import json, sys
 from pathlib import Path
 if PRISTINE:
-    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "_TasksFinder"]
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "_PatchFinder"]
 import torch
 import ultralytics
 from ultralytics.nn import tasks

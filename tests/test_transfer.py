@@ -5,7 +5,7 @@ import torch
 
 from hsfpn_yolo.transfer import layer_map
 from tests.conftest import CFG
-from tests.stock import assert_stock_tensors_transferred, stock_checkpoint
+from tests.helpers import assert_stock_tensors_transferred, stock_checkpoint
 from ultralytics import YOLO
 
 

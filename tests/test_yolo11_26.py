@@ -15,8 +15,16 @@ from hsfpn_yolo.bench.common import open_gates
 from hsfpn_yolo.nn import HFP, SDP
 from hsfpn_yolo.transfer import layer_map
 from tests.conftest import CFG
-from tests.stock import assert_stock_tensors_transferred, assert_stock_layers_kept, stock_checkpoint
-from tests.test_train_export import BIN, onnx_outputs, run_python
+from tests.helpers import (
+    BIN,
+    assert_backward_reaches_every_block,
+    assert_stock_layers_kept,
+    assert_stock_tensors_transferred,
+    onnx_outputs,
+    run_python,
+    stock_checkpoint,
+    tensors,
+)
 from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel, OBBModel, yaml_model_load
 
@@ -71,15 +79,6 @@ def stock_yaml(family: str, scale: str, yolo11_p2: Path) -> str:
 def build(yaml_file: str) -> DetectionModel:
     """Build a detection or OBB model from a YAML, the model class `YOLO(...)` would use."""
     return (OBBModel if "obb" in Path(yaml_file).stem else DetectionModel)(yaml_file, verbose=False)
-
-
-def tensors(out) -> list[torch.Tensor]:
-    """Flatten an eval-mode output (decoded tensor, then the raw prediction dict: boxes, scores, angles, feats)."""
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, dict):
-        return [t for k in sorted(out) for t in tensors(out[k])]
-    return [t for o in out for t in tensors(o)]
 
 
 @pytest.mark.parametrize("scale", SCALES)
@@ -144,12 +143,8 @@ def test_yolo11_p2_takes_the_backbone_and_top_down_nodes_of_a_stock_yolo11(tmp_p
 
 @pytest.mark.parametrize("family", ["yolo11n-hsfpn.yaml", "yolo26n-hsfpn-p2.yaml", "yolo26n-hsfpn-obb.yaml"])
 def test_train_mode_backward_reaches_every_block(family):
-    model = build(str(CFG / family)).train()
-    out = model(torch.randn(2, 3, 128, 96))
-    sum(t.float().square().mean() for t in tensors(out)).backward()
-    for m in model.model:
-        if isinstance(m, (HFP, SDP)):
-            assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+    torch.manual_seed(0)
+    assert_backward_reaches_every_block(build(str(CFG / family)), torch.randn(2, 3, 128, 96))
 
 
 @pytest.mark.slow
@@ -264,20 +259,21 @@ def test_checkpoints_reload_in_a_fresh_safe_load_process(tmp_path):
         assert rest == "3 (1080, 810)", (name, rest)
 
 
-def bf16_errors(model: torch.nn.Module) -> tuple[float, float]:
-    """Return the relative norm errors of a bf16-autocast training step (outputs, parameter gradients) against fp32."""
-    x = torch.rand(2, 3, 128, 96, generator=torch.Generator().manual_seed(3))
+def bf16_errors(model: torch.nn.Module, x: torch.Tensor) -> tuple[float, float]:
+    """Return the relative errors of a bf16-autocast training step against fp32: of the outputs (one norm), and of the
+    parameter gradients (the median over parameter tensors, which a few tensors with almost no gradient cannot sway)."""
     runs = []
     for enabled in (False, True):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
             out = tensors(model(x))
         sum(t.float().square().mean() for t in out).backward()
-        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-        assert torch.isfinite(grads).all()
+        grads = {k: p.grad for k, p in model.named_parameters() if p.grad is not None}
         runs.append((torch.cat([t.detach().float().flatten() for t in out]), grads))
         model.zero_grad(set_to_none=True)
     (y32, g32), (y16, g16) = runs
-    return float((y16 - y32).norm() / y32.norm()), float((g16 - g32).norm() / g32.norm())
+    assert g16.keys() == g32.keys() and all(torch.isfinite(g).all() for g in g16.values())
+    grads = [float((g16[k] - g).norm() / g.norm()) for k, g in g32.items() if g.any()]
+    return float((y16 - y32).norm() / y32.norm()), float(np.median(grads))
 
 
 @pytest.mark.parametrize(
@@ -288,9 +284,18 @@ def bf16_errors(model: torch.nn.Module) -> tuple[float, float]:
     ],
 )
 def test_bf16_autocast_training_step_is_as_exact_as_the_stock_models(family):
-    """Outputs within 5 % of fp32, finite gradients, and gradient errors no worse than 1.5x the stock model's: a
-    whole network's bf16 gradients are far from fp32 for the stock models too (40-60 % here), so they set the bar."""
-    ours = bf16_errors(opened(YOLO(family.format("n"))).model.train())
-    stock = bf16_errors(YOLO(FAMILIES[family][0].format("n")).model.train())
-    assert ours[0] < 0.05 and stock[0] < 0.05
-    assert ours[1] < 1.5 * stock[1], (ours, stock)
+    """Outputs within 5 % of fp32 and 1.25x the stock model's error, finite gradients for the same parameters, and
+    gradient errors within 1.5x the stock model's. Ours holds the stock model's weights (then its gates open), so the
+    two differ by the blocks alone: a whole network's bf16 gradients are far from fp32 for the stock model too (40-75 %
+    per tensor, from batch statistics over 2 images) and the bar moves with the weights; ours/stock over 5 seeds:
+    outputs 0.87-1.04, gradients 0.75-1.20. Seeded, so that no earlier test sways the verdict. The blocks' own bf16
+    precision is checked block by block in test_blocks.py."""
+    torch.manual_seed(0)
+    stock = YOLO(FAMILIES[family][0].format("n")).model
+    model = YOLO(family.format("n")).model
+    model.load(stock, verbose=False)
+    open_gates(model, torch.Generator().manual_seed(0))
+    x = torch.rand(2, 3, 128, 96, generator=torch.Generator().manual_seed(3))
+    ours, theirs = bf16_errors(model.train(), x), bf16_errors(stock.train(), x)
+    assert ours[0] < 0.05 and ours[0] < 1.25 * theirs[0], (ours, theirs)
+    assert ours[1] < 1.5 * theirs[1], (ours, theirs)
