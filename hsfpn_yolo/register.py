@@ -19,7 +19,7 @@ import sys
 import torch
 
 from . import lookup
-from .nn import BLOCKS, HFP, SDP, ConvReLU, DCTHighPass, LayerScale, Sum
+from .nn import BLOCKS, HFP, SDP, ConvBNAct, ConvReLU, DCTHighPass, LayerScale, Sum, fuse_blocks
 from .transfer import wrap_load
 
 INPUTS = {  # `from` entries each block takes: fewest, most (None: no limit), and how to write them ({} an earlier layer)
@@ -168,6 +168,22 @@ def wrap_parse_model(stock):
     return parse_model
 
 
+def wrap_fuse(stock):
+    """Return a `BaseModel.fuse` that also folds the BatchNorm of the HS-FPN blocks (`norm: bn`).
+
+    Args:
+        stock (Callable): Ultralytics' own `BaseModel.fuse`.
+    """
+
+    @functools.wraps(stock)
+    def fuse(self, *args, **kwargs):
+        fuse_blocks(self)  # first: the stock fuse decides from the BatchNorm count whether a model is fused already
+        return stock(self, *args, **kwargs)
+
+    fuse.hsfpn_stock = stock
+    return fuse
+
+
 def patch_tasks(tasks) -> None:
     """Teach `ultralytics.nn.tasks` the blocks: names for the YAML parser, the parser wrapper, stock-checkpoint transfer,
     bare model names and safe loading (idempotent; imports no Ultralytics module, see `hsfpn_yolo._autoload`).
@@ -183,11 +199,12 @@ def patch_tasks(tasks) -> None:
         setattr(modules, name, cls)
     tasks.parse_model = wrap_parse_model(tasks.parse_model)
     tasks.BaseModel.load = wrap_load(tasks.BaseModel.load)  # stock checkpoints transfer into HS-FPN necks too
+    tasks.BaseModel.fuse = wrap_fuse(tasks.BaseModel.fuse)  # the blocks' BatchNorm folds with the stock layers'
     lookup.install(tasks)  # bare names such as 'yolov8n-hsfpn.yaml' find the packaged YAMLs
     package = sys.modules.get("ultralytics.nn")
     if package is not None and hasattr(package, "parse_model"):  # re-exported copy, once `ultralytics.nn` is loaded
         package.parse_model = tasks.parse_model
-    torch.serialization.add_safe_globals([*BLOCKS.values(), ConvReLU, DCTHighPass, LayerScale])
+    torch.serialization.add_safe_globals([*BLOCKS.values(), ConvBNAct, ConvReLU, DCTHighPass, LayerScale])
 
 
 def register() -> None:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 import torch_dct
 
-from hsfpn_yolo.nn import HFP, SDP, DCTHighPass, group_count
+from hsfpn_yolo.nn import HFP, SDP, ConvBNAct, DCTHighPass, fuse_blocks, group_count
 from hsfpn_yolo.nn import highpass as hp_module
 from hsfpn_yolo.nn.pooling import exporting, pooled_relu_sum
 from hsfpn_yolo.nn.sdp import from_blocks, to_blocks
@@ -359,3 +359,32 @@ def test_blocks_pickled_by_version_0_1_still_load():
     new_hfp, new_sdp = pickle.loads(pickle.dumps(old_hfp)), pickle.loads(pickle.dumps(old_sdp))
     torch.testing.assert_close(new_hfp(x), hfp(x))
     torch.testing.assert_close(new_sdp([x, hi]), sdp([x, hi]))
+
+
+@pytest.mark.parametrize("block", ["hfp", "sdp"])
+def test_fuse_folds_the_block_batchnorm_and_keeps_the_output(block):
+    """`norm: bn` blocks fold their BatchNorm into the convolution (as `model.fuse()` does for YOLO's Conv), with the
+    same output; the weights keep the keys of the plain Sequential layout that checkpoints already hold."""
+    torch.manual_seed(0)
+    m = HFP(32, dct=True, norm="bn", gate=1.0) if block == "hfp" else SDP(32, 2, norm="bn", gate=1.0)
+    for bn in (x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-0.5, 0.5), bn.running_var.uniform_(0.5, 2.0), bn.weight.data.uniform_(0.5, 1.5)
+    m.eval()
+    units = [x for x in m.modules() if isinstance(x, ConvBNAct)]
+    assert units and all({"0.weight", "1.running_var"} <= set(u.state_dict()) for u in units)
+    x = (torch.randn(2, 32, 16, 16),) if block == "hfp" else ([torch.randn(2, 32, 16, 16), torch.randn(2, 32, 8, 8)],)
+    expected = m(*x)
+    assert fuse_blocks(m) == len(units) and fuse_blocks(m) == 0
+    assert not any(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())
+    torch.testing.assert_close(m(*x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_model_fuse_folds_every_batchnorm_of_an_hsfpn_model():
+    from ultralytics import YOLO
+
+    model = YOLO("yolov8n-hsfpn.yaml").model.eval()
+    x = torch.rand(1, 3, 64, 64)
+    expected = model(x)[0]
+    model.fuse(verbose=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    torch.testing.assert_close(model(x)[0], expected, rtol=1e-4, atol=1e-3)

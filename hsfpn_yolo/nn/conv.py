@@ -63,6 +63,36 @@ class ConvReLU(nn.Module):
         return self.act(self.conv(x))
 
 
+class ConvBNAct(nn.Sequential):
+    """Conv2d -> BatchNorm2d -> activation (YOLO's `Conv` order) that `fuse()` folds into one biased convolution.
+
+    A Sequential, so its weights keep the keys of the plain Sequential it replaces (0.weight, 1.running_mean, ...).
+    """
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """Fold the BatchNorm (index 1) into the convolution (index 0) and replace it by an identity (eval use)."""
+        conv, bn = self[0], self[1]
+        if not isinstance(bn, nn.BatchNorm2d):
+            return  # already fused
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                          conv.dilation, conv.groups, bias=True).to(conv.weight.device, conv.weight.dtype)
+        fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+        fused.requires_grad_(False)
+        self[0], self[1] = fused, nn.Identity()
+
+
+def fuse_blocks(model: nn.Module) -> int:
+    """Fold the BatchNorm of every `ConvBNAct` in `model`; return how many were folded."""
+    units = [m for m in model.modules() if isinstance(m, ConvBNAct) and isinstance(m[1], nn.BatchNorm2d)]
+    for m in units:
+        m.fuse()
+    return len(units)
+
+
 def conv_act_norm(c1: int, c2: int, k: int, norm: str, act: bool | str, bias: bool = False) -> nn.Sequential:
     """Return conv -> act -> GroupNorm (the reference's order) or conv -> BatchNorm -> act (YOLO's `Conv` order).
 
@@ -76,7 +106,7 @@ def conv_act_norm(c1: int, c2: int, k: int, norm: str, act: bool | str, bias: bo
     """
     if check_norm(norm) == "gn":
         return nn.Sequential(ConvReLU(c1, c2, k, bias=bias, act=act), nn.GroupNorm(group_count(c2), c2))
-    return nn.Sequential(nn.Conv2d(c1, c2, k, padding=k // 2, bias=False), nn.BatchNorm2d(c2), activation(act))
+    return ConvBNAct(nn.Conv2d(c1, c2, k, padding=k // 2, bias=False), nn.BatchNorm2d(c2), activation(act))
 
 
 def check_gate(gate: bool | float) -> float | None:
