@@ -41,12 +41,12 @@ COMPAT_TESTS := tests/test_first_import.py tests/test_export_check.py tests/test
 COMPAT_DIR := $(VENV)/compat
 
 test-compat: $(STAMP)
-	@set -e; installed=$$($(BIN)/python -c "import ultralytics; print(ultralytics.__version__)"); \
+	@set -e; installed=$$($(BIN)/python -c "from importlib.metadata import version; print(version('ultralytics'))"); \
 	for spec in "ultralytics==$(COMPAT_LOWEST)" "ultralytics>=$(COMPAT_LOWEST),<8.5"; do \
 		dir="$(COMPAT_DIR)/$$(echo "$$spec" | tr -c 'A-Za-z0-9.\n' _)"; \
 		$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --upgrade --target "$$dir" "$$spec"; \
 		rm -rf "$$dir/tests"; \
-		version=$$(PYTHONPATH="$$dir" $(BIN)/python -c "import ultralytics; print(ultralytics.__version__)"); \
+		version=$$(PYTHONPATH="$$dir" $(BIN)/python -c "from importlib.metadata import version; print(version('ultralytics'))"); \
 		if [ "$$spec" != "ultralytics==$(COMPAT_LOWEST)" ] && [ "$$version" = "$$installed" ]; then \
 			echo "test-compat: ultralytics $$version is the one in $(VENV); make test covers it"; continue; fi; \
 		echo "test-compat: ultralytics $$version"; \

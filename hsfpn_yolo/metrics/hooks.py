@@ -50,8 +50,9 @@ def is_hsfpn_model(model: Any) -> bool:
     """Return whether a model is an hsfpn-yolo one (`hsfpn_yolo.transfer.is_hsfpn`), AutoBackend-wrapped ones too."""
     from hsfpn_yolo.transfer import is_hsfpn
 
-    inner = getattr(getattr(model, "backend", None), "model", None)  # AutoBackend keeps the module on its backend
-    return is_hsfpn(inner if inner is not None else model)
+    # AutoBackend keeps the module on its backend (later 8.4 releases) or as its own `model` (earlier ones)
+    candidates = (getattr(getattr(model, "backend", None), "model", None), getattr(model, "model", None), model)
+    return any(m is not None and is_hsfpn(m) for m in candidates)
 
 
 def _wanted(validator, model: Any) -> bool:
