@@ -100,7 +100,7 @@ def report(out: dict[str, Any]) -> str:
             f"  yolo predict model={w} source=path/to/images",
             f"  yolo val model={w} data={data}",
             f"  yolo export model={w} format=onnx",
-            "  yolo train model=cfg/yolov8n-hsfpn.yaml data=path/to/data.yaml epochs=100 imgsz=640",
+            "  yolo train model=yolov8n-hsfpn.yaml data=path/to/data.yaml epochs=100 imgsz=640",
             "  hsfpn-yolo convert visdrone|aitod ...   (VisDrone or AI-TOD into YOLO format; see README)",
         ]
     )
