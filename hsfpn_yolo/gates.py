@@ -39,8 +39,14 @@ def gate_values(model: Any) -> list[dict[str, Any]]:
         gamma = getattr(scale, "gamma", None)
         if gamma is not None:
             g = gamma.detach().float().abs().flatten()
-            rows.append({"layer": i, "block": type(layer).__name__, "mean_abs_gamma": float(g.mean()),
-                         "max_abs_gamma": float(g.max())})
+            rows.append(
+                {
+                    "layer": i,
+                    "block": type(layer).__name__,
+                    "mean_abs_gamma": float(g.mean()),
+                    "max_abs_gamma": float(g.max()),
+                }
+            )
     return rows
 
 
@@ -49,9 +55,7 @@ def summary_line(rows: list[dict[str, Any]], epochs: int) -> str:
     values = ", ".join(f"{r['block']} (layer {r['layer']}) {r['mean_abs_gamma']:.2g}" for r in rows)
     shut = sum(r["mean_abs_gamma"] < SHUT for r in rows)
     verdict = (
-        f"{shut} of {len(rows)} still below {SHUT}: those blocks barely change the model yet"
-        if shut
-        else "all opened"
+        f"{shut} of {len(rows)} still below {SHUT}: those blocks barely change the model yet" if shut else "all opened"
     )
     return f"HS-FPN gates after {epochs} epochs, mean |gamma|: {values}; {verdict} ({CSV_NAME} has every epoch)."
 

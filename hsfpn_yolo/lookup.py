@@ -152,7 +152,9 @@ def wrap_check_det_dataset(stock, check_file):
                 bare = f"the bare name '{stem}' works from any folder"
                 if check_file(stem, hard=False):  # a bare name that Ultralytics resolves to its own YAML first
                     bare = f"give its path, {ours} (the bare name '{stem}' is Ultralytics' own)"
-                raise FileNotFoundError(f"dataset YAML '{text}' does not exist. It is packaged with hsfpn-yolo: {bare}.")
+                raise FileNotFoundError(
+                    f"dataset YAML '{text}' does not exist. It is packaged with hsfpn-yolo: {bare}."
+                )
             if not check_file(stem, hard=False):
                 dataset = str(ours)
         return stock(dataset, *args, **kwargs)

@@ -54,7 +54,9 @@ def _block_args(i: int, f, n: int, name: str, args: list, channels: list[int]) -
     fewest, most, how = INPUTS[cls]
     if not fewest <= len(inputs) <= (most or len(inputs)):
         count = f"exactly {fewest}" if fewest == most else f"{fewest} or more"
-        raise ValueError(f"{where} takes {count} input(s) but `from` is {f}: write `from` as {how.format(max(i - 2, 0))}.")
+        raise ValueError(
+            f"{where} takes {count} input(s) but `from` is {f}: write `from` as {how.format(max(i - 2, 0))}."
+        )
     if not all(-i <= j < i for j in inputs):
         raise ValueError(f"{where}: `from` {f} must name earlier layers (0..{i - 1}, or -1..-{i}).")
     if n != 1:

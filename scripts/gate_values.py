@@ -30,5 +30,6 @@ def main() -> None:
         for r in gate_values(YOLO(path).model):
             print(f"| {name} | {r['layer']} | {r['block']} | {r['mean_abs_gamma']:.4f} | {r['max_abs_gamma']:.4f} |")
 
+
 if __name__ == "__main__":
     main()

@@ -143,7 +143,9 @@ def test_export_that_loses_a_block_fails_naming_the_format(gated_model, monkeypa
             yield
 
     monkeypatch.setattr(hsfpn_export, "exporting", lossy_converter)
-    with pytest.raises(ExportParityError, match=r"(?s)format='onnx' export of an HS-FPN model failed its check.*breaks"):
+    with pytest.raises(
+        ExportParityError, match=r"(?s)format='onnx' export of an HS-FPN model failed its check.*breaks"
+    ):
         gated_model.export(format="onnx", imgsz=64)
 
 

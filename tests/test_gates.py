@@ -33,14 +33,27 @@ def test_training_writes_gates_csv_per_epoch(tmp_path):
     """Two epochs with an optimizer step each (nbs = batch): two rows per gated block, the EMA's values, which moved."""
     generate(tmp_path / "data", train=4, val=2, imgsz=64, seed=3, progress=False)
     model = YOLO("yolov8n-hsfpn.yaml")
-    model.train(data=str(tmp_path / "data" / "data.yaml"), epochs=2, imgsz=64, batch=4, nbs=4, warmup_epochs=0,
-                workers=0, device="cpu", project=str(tmp_path / "runs"), name="g", plots=False, val=False, seed=0)
+    model.train(
+        data=str(tmp_path / "data" / "data.yaml"),
+        epochs=2,
+        imgsz=64,
+        batch=4,
+        nbs=4,
+        warmup_epochs=0,
+        workers=0,
+        device="cpu",
+        project=str(tmp_path / "runs"),
+        name="g",
+        plots=False,
+        val=False,
+        seed=0,
+    )
     trainer = model.trainer
     with open(Path(trainer.save_dir) / CSV_NAME) as f:
         rows = list(csv.DictReader(f))
     final = gate_values(trainer.ema.ema)
     assert [int(r["epoch"]) for r in rows] == [1] * len(final) + [2] * len(final)
-    last = rows[-len(final):]
+    last = rows[-len(final) :]
     for r, g in zip(last, final):
         assert int(r["layer"]) == g["layer"] and float(r["mean_abs_gamma"]) == pytest.approx(g["mean_abs_gamma"])
         assert g["mean_abs_gamma"] > 0  # the gates moved off zero

@@ -47,7 +47,9 @@ def test_bare_dataset_names_find_the_packaged_yamls(tmp_path, monkeypatch):
     """From a folder without them, `tiny-synth-obb.yaml` resolves to the package's; a path that does not exist but
     names one of ours says the bare name works; Ultralytics' own names keep their own YAML."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"'cfg/datasets/AI-TOD\.yaml' does not exist.*bare name 'AI-TOD\.yaml'"):
+    with pytest.raises(
+        FileNotFoundError, match=r"'cfg/datasets/AI-TOD\.yaml' does not exist.*bare name 'AI-TOD\.yaml'"
+    ):
         check_det_dataset("cfg/datasets/AI-TOD.yaml", autodownload=False)
     with pytest.raises(FileNotFoundError, match=r"give its path, .*VisDrone\.yaml \(the bare name 'VisDrone\.yaml' is"):
         check_det_dataset("cfg/datasets/VisDrone.yaml", autodownload=False)

@@ -8,4 +8,16 @@ from .sdp import SDP
 
 BLOCKS = {"HFP": HFP, "SDP": SDP, "Sum": Sum}  # the YAML names of the blocks: the one list of them
 
-__all__ = ("BLOCKS", "ConvBNAct", "fuse_blocks", "HFP", "SDP", "Sum", "ConvReLU", "LayerScale", "DCTHighPass", "dct_basis", "group_count")
+__all__ = (
+    "BLOCKS",
+    "ConvBNAct",
+    "fuse_blocks",
+    "HFP",
+    "SDP",
+    "Sum",
+    "ConvReLU",
+    "LayerScale",
+    "DCTHighPass",
+    "dct_basis",
+    "group_count",
+)

@@ -76,8 +76,16 @@ class ConvBNAct(nn.Sequential):
         if not isinstance(bn, nn.BatchNorm2d):
             return  # already fused
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                          conv.dilation, conv.groups, bias=True).to(conv.weight.device, conv.weight.dtype)
+        fused = nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            conv.groups,
+            bias=True,
+        ).to(conv.weight.device, conv.weight.dtype)
         fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
         bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
         fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
