@@ -31,6 +31,22 @@ def apply_patch(name: str, module) -> None:
         getattr(importlib.import_module(where), function)(module)
 
 
+def apply_patch_safely(name: str, module) -> None:
+    """Apply the patches of `name`; a patch that fails warns instead of failing the user's import of Ultralytics."""
+    try:
+        apply_patch(name, module)
+    except Exception as e:
+        import warnings
+
+        warnings.warn(
+            f"hsfpn-yolo could not patch {name} ({type(e).__name__}: {e}); Ultralytics itself is unaffected, but the "
+            "HS-FPN additions that patch provides are missing. Check that the installed Ultralytics is a supported "
+            "release (docs/compatibility.md).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
 def is_loaded(name: str) -> bool:
     """Return whether module `name` has finished executing (not merely entered into sys.modules)."""
     module = sys.modules.get(name)
@@ -57,7 +73,7 @@ class _PatchAfterExec:
         module.__loader__ = self.loader
         if getattr(module, "__spec__", None) is not None:
             module.__spec__.loader = self.loader
-        apply_patch(self.name, module)
+        apply_patch_safely(self.name, module)
 
 
 class _PatchFinder:
@@ -91,7 +107,7 @@ def install() -> None:
     pending = set()
     for name in PATCHES:
         if is_loaded(name):
-            apply_patch(name, sys.modules[name])
+            apply_patch_safely(name, sys.modules[name])
         else:
             pending.add(name)
     if pending:

@@ -1,6 +1,7 @@
 """What registration adds to Ultralytics' lookups and errors: unknown YAML modules named clearly, `from` hints that name
 an earlier layer, bare dataset YAML names, and patches applied only to modules that have finished loading."""
 
+import subprocess
 import sys
 import types
 
@@ -67,3 +68,21 @@ def test_patches_wait_for_a_module_that_is_still_loading(monkeypatch):
     assert not _autoload.is_loaded("ultralytics.nn.tasks")
     module.__spec__._initializing = False
     assert _autoload.is_loaded("ultralytics.nn.tasks")
+
+
+def test_a_failing_patch_warns_and_the_import_still_succeeds():
+    """A patch that raises (an Ultralytics release we do not support, say) must not fail the user's import."""
+    code = """
+import sys, warnings
+import hsfpn_yolo._autoload as autoload
+autoload.PATCHES["colorsys"] = ("hsfpn_yolo.no_such_module:patch",)
+sys.meta_path.insert(0, autoload._PatchFinder({"colorsys"}))
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import colorsys
+assert colorsys.rgb_to_hsv(1, 0, 0) == (0.0, 1.0, 1)
+assert any("could not patch colorsys" in str(w.message) for w in caught), [str(w.message) for w in caught]
+print("OK")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "OK", out.stderr[-2000:]
