@@ -22,6 +22,22 @@ PATCHES = {
 }
 
 
+def wrap_once(owner, name: str, make) -> None:
+    """Replace `owner.<name>` by `make(stock)` unless it is wrapped already; the wrapper keeps the stock function as
+    `.hsfpn_stock`, the mark every patch checks so that it applies once.
+
+    Args:
+        owner (module | type): Module or class holding the function.
+        name (str): Attribute name.
+        make (Callable): Returns the wrapper for the stock function.
+    """
+    stock = getattr(owner, name)
+    if not hasattr(stock, "hsfpn_stock"):
+        wrapper = make(stock)
+        wrapper.hsfpn_stock = stock
+        setattr(owner, name, wrapper)
+
+
 def apply_patch(name: str, module) -> None:
     """Apply the patches of Ultralytics module `name` to `module` (each patch is idempotent)."""
     import importlib

@@ -184,7 +184,6 @@ def wrap_exporter_call(stock):
         LOGGER.info(f"hsfpn-yolo: {summary}")
         return path
 
-    __call__.hsfpn_stock = stock
     return __call__
 
 
@@ -194,5 +193,6 @@ def patch_exporter(exporter) -> None:
     Args:
         exporter (module): `ultralytics.engine.exporter`, fully executed.
     """
-    if not hasattr(exporter.Exporter.__call__, "hsfpn_stock"):
-        exporter.Exporter.__call__ = wrap_exporter_call(exporter.Exporter.__call__)
+    from ._autoload import wrap_once
+
+    wrap_once(exporter.Exporter, "__call__", wrap_exporter_call)

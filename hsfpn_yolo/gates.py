@@ -145,7 +145,6 @@ def wrap_build_optimizer(stock):
             LOGGER.info(f"hsfpn-yolo: {moved} block gates trained without weight decay (BatchNorm weights' group)")
         return optimizer
 
-    build_optimizer.hsfpn_stock = stock
     return build_optimizer
 
 
@@ -155,8 +154,9 @@ def patch_trainer(trainer) -> None:
     Args:
         trainer (module): `ultralytics.engine.trainer`, fully executed.
     """
-    if not hasattr(trainer.BaseTrainer.build_optimizer, "hsfpn_stock"):
-        trainer.BaseTrainer.build_optimizer = wrap_build_optimizer(trainer.BaseTrainer.build_optimizer)
+    from ._autoload import wrap_once
+
+    wrap_once(trainer.BaseTrainer, "build_optimizer", wrap_build_optimizer)
 
 
 def patch_callbacks(base) -> None:

@@ -120,7 +120,6 @@ def wrap_check_yaml(stock):
             raise FileNotFoundError(missing_path_message(given))
         return stock(file, suffix, hard=True)  # Ultralytics' own error for every other name
 
-    check_yaml.hsfpn_stock = stock
     return check_yaml
 
 
@@ -159,7 +158,6 @@ def wrap_check_det_dataset(stock, check_file):
                 dataset = str(ours)
         return stock(dataset, *args, **kwargs)
 
-    check_det_dataset.hsfpn_stock = stock
     return check_det_dataset
 
 
@@ -169,8 +167,9 @@ def patch_data_utils(utils) -> None:
     Args:
         utils (module): `ultralytics.data.utils`, fully executed.
     """
-    if not hasattr(utils.check_det_dataset, "hsfpn_stock"):
-        utils.check_det_dataset = wrap_check_det_dataset(utils.check_det_dataset, utils.check_file)
+    from ._autoload import wrap_once
+
+    wrap_once(utils, "check_det_dataset", lambda stock: wrap_check_det_dataset(stock, utils.check_file))
 
 
 def install(tasks) -> None:
@@ -179,5 +178,6 @@ def install(tasks) -> None:
     Args:
         tasks (module): `ultralytics.nn.tasks`.
     """
-    if not hasattr(tasks.check_yaml, "hsfpn_stock"):
-        tasks.check_yaml = wrap_check_yaml(tasks.check_yaml)
+    from ._autoload import wrap_once
+
+    wrap_once(tasks, "check_yaml", wrap_check_yaml)

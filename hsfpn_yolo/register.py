@@ -19,6 +19,7 @@ import sys
 import torch
 
 from . import lookup
+from ._autoload import wrap_once
 from .nn import BLOCKS, HFP, SDP, ConvBNAct, ConvReLU, DCTHighPass, LayerScale, Sum, fuse_blocks
 from .transfer import wrap_load
 
@@ -166,7 +167,6 @@ def wrap_parse_model(stock):
                 m.f = list(m.f)  # checkpoints keep plain lists
         return model, save
 
-    parse_model.hsfpn_stock = stock
     return parse_model
 
 
@@ -182,7 +182,6 @@ def wrap_fuse(stock):
         fuse_blocks(self)  # first: the stock fuse decides from the BatchNorm count whether a model is fused already
         return stock(self, *args, **kwargs)
 
-    fuse.hsfpn_stock = stock
     return fuse
 
 
@@ -199,9 +198,9 @@ def patch_tasks(tasks) -> None:
     for name, cls in BLOCKS.items():
         setattr(tasks, name, cls)  # the parser resolves YAML names from these globals at call time
         setattr(modules, name, cls)
-    tasks.parse_model = wrap_parse_model(tasks.parse_model)
-    tasks.BaseModel.load = wrap_load(tasks.BaseModel.load)  # stock checkpoints transfer into HS-FPN necks too
-    tasks.BaseModel.fuse = wrap_fuse(tasks.BaseModel.fuse)  # the blocks' BatchNorm folds with the stock layers'
+    wrap_once(tasks, "parse_model", wrap_parse_model)
+    wrap_once(tasks.BaseModel, "load", wrap_load)  # stock checkpoints transfer into HS-FPN necks too
+    wrap_once(tasks.BaseModel, "fuse", wrap_fuse)  # the blocks' BatchNorm folds with the stock layers'
     lookup.install(tasks)  # bare names such as 'yolov8n-hsfpn.yaml' find the packaged YAMLs
     package = sys.modules.get("ultralytics.nn")
     if package is not None and hasattr(package, "parse_model"):  # re-exported copy, once `ultralytics.nn` is loaded

@@ -134,5 +134,4 @@ def wrap_load(stock):
                 LOGGER.info(f"Transferred {len(widened)} more items into layers that read added inputs (zeros there)")
         return result
 
-    load.hsfpn_stock = stock
     return load
