@@ -13,6 +13,7 @@ Examples:
     hsfpn-yolo val best.pt cfg/datasets/VisDrone.yaml --slice 640 --overlap 0.2
     hsfpn-yolo bench speed --json runs/bench/speed.json
     hsfpn-yolo bench accuracy --seeds 0,1,2 --json runs/bench/accuracy.json
+    hsfpn-yolo bench accuracy --pretrained --seeds 0,1,2 --json runs/bench/accuracy-pretrained.json
     hsfpn-yolo bench profile --models yolov8n,yolov8n-hsfpn
     hsfpn-yolo bench plot --speed runs/bench/speed.json --accuracy runs/bench/accuracy.json --out docs
 """
@@ -146,6 +147,26 @@ def cmd_bench_accuracy(args: argparse.Namespace) -> None:
         json_path=args.json,
         resume=not args.no_resume,
         reuse=tuple(args.reuse),
+        pretrained=args.pretrained,
+    )
+
+
+def cmd_bench_pretrain(args: argparse.Namespace) -> None:
+    """Build the pretrained stock checkpoints that `bench accuracy --pretrained` starts from."""
+    from hsfpn_yolo.bench.pretrain import run
+
+    run(
+        models=args.models or None,
+        quick=args.quick,
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        train_images=args.train_images,
+        val_images=args.val_images,
+        batch=args.batch,
+        workers=args.workers,
+        device=args.device,
+        jobs=args.jobs,
+        scale=args.scale,
     )
 
 
@@ -177,6 +198,19 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     """Add the model selection shared by `bench speed` and `bench accuracy`."""
     p.add_argument("--models", type=_names, default=None, metavar="A,B", help="model names (default: the four)")
     p.add_argument("--scale", default="n", choices=list("nsmlx"), help="scale of the default models")
+
+
+def _add_budget_args(p: argparse.ArgumentParser) -> None:
+    """Add the benchmark's sizes and training settings, shared by `bench accuracy` and `bench pretrain`."""
+    p.add_argument("--quick", action="store_true", help="screening run: 100/40 images, 6 epochs (about 1/3 the time)")
+    p.add_argument("--epochs", type=int, default=None, metavar="E", help="epochs per run (default 10; 6 with --quick)")
+    p.add_argument("--imgsz", type=int, default=None, metavar="S", help="image size (default 256)")
+    p.add_argument("--batch", type=int, default=8, metavar="B", help="batch size")
+    p.add_argument("--device", default="cpu", help="'cpu', '0', ...")
+    p.add_argument("--train-images", type=int, default=None, metavar="N", help="synthetic training images (200)")
+    p.add_argument("--val-images", type=int, default=None, metavar="M", help="synthetic validation images (50)")
+    p.add_argument("--jobs", type=int, default=2, metavar="J", help="runs trained at once, one process each (2)")
+    p.add_argument("--workers", type=int, default=2, metavar="W", help="dataloader workers")
 
 
 def _bench_parsers(commands) -> None:
@@ -215,21 +249,27 @@ def _bench_parsers(commands) -> None:
     )
     _add_model_args(p)
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], metavar="0,1,2", help="training seeds (default 0,1,2)")
-    p.add_argument("--quick", action="store_true", help="screening run: 100/40 images, 6 epochs (about 1/3 the time)")
+    _add_budget_args(p)
     p.add_argument("--data", default=None, metavar="YAML", help="data YAML (default: synthetic set)")
-    p.add_argument("--epochs", type=int, default=None, metavar="E", help="epochs per run (default 10; 6 with --quick)")
-    p.add_argument("--imgsz", type=int, default=None, metavar="S", help="image size (default 256)")
-    p.add_argument("--batch", type=int, default=8, metavar="B", help="batch size")
-    p.add_argument("--device", default="cpu", help="'cpu', '0', ...")
-    p.add_argument("--train-images", type=int, default=None, metavar="N", help="synthetic training images (200)")
-    p.add_argument("--val-images", type=int, default=None, metavar="M", help="synthetic validation images (50)")
-    p.add_argument("--jobs", type=int, default=2, metavar="J", help="runs trained at once, one process each (2)")
-    p.add_argument("--workers", type=int, default=2, metavar="W", help="dataloader workers")
+    p.add_argument("--pretrained", action="store_true", help="start from pretrained stock checkpoints (bench pretrain)")
     p.add_argument("--project", type=Path, default=Path("runs/bench/accuracy"), help="folder for the runs")
     p.add_argument("--json", type=Path, default=Path("runs/bench/accuracy.json"), metavar="PATH", help="results")
     p.add_argument("--no-resume", action="store_true", help="retrain runs already in --json with equal settings")
     p.add_argument("--reuse", type=Path, nargs="*", default=[], metavar="JSON", help="also keep these files' runs")
     p.set_defaults(func=cmd_bench_accuracy)
+
+    p = kinds.add_parser(
+        "pretrain",
+        help="pretrain the stock checkpoints that `bench accuracy --pretrained` starts from (cached)",
+        description="Train each stock counterpart of the benchmark's models (yolov8n, yolov8n-p2 by default) once on "
+        "a pretraining set that is not the benchmark (other classes, shapes, colours and 2-64 px sizes, its own seed, "
+        "three times the benchmark's training images, the same image size and epochs) and keep the final weights in "
+        "Ultralytics' weights folder. Give the same sizes as the `bench accuracy --pretrained` run that will use them; "
+        "checkpoints already there are reused. `bench accuracy --pretrained` builds missing ones itself.",
+    )
+    _add_model_args(p)
+    _add_budget_args(p)
+    p.set_defaults(func=cmd_bench_pretrain)
 
     p = kinds.add_parser(
         "profile",

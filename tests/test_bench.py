@@ -249,3 +249,27 @@ def test_blocks_compile_with_inductor():
     torch._dynamo.reset()
     m, x = HFP(32, dct=True, patch=4), torch.randn(2, 32, 16, 24)
     torch.testing.assert_close(torch.compile(m, fullgraph=True)(x), m(x), rtol=1e-4, atol=1e-5)
+
+
+def test_pretrained_starts_follow_the_stock_counterpart(tmp_path, monkeypatch):
+    """Each model starts from its stock counterpart's checkpoint, named by a digest of every pretraining setting;
+    checkpoints already on disk are used as they are (nothing is trained)."""
+    from ultralytics.utils import SETTINGS
+
+    from hsfpn_yolo.bench import accuracy, pretrain
+
+    monkeypatch.setitem(SETTINGS, "weights_dir", str(tmp_path))
+    settings = pretrain.pretrain_settings(200, 50, 256, accuracy.train_settings())
+    assert (settings["train"], settings["val"], settings["imgsz"]) == (600, 50, 256)
+    assert settings["data_seed"] != accuracy.SYNTH["seed"] and settings["look"] == "pretrain"
+    other = pretrain.pretrain_settings(200, 50, 320, accuracy.train_settings())
+    assert pretrain.checkpoint_path("yolov8n", settings) != pretrain.checkpoint_path("yolov8n", other)
+    for m in ("yolov8n", "yolov8n-p2"):
+        path = pretrain.checkpoint_path(m, settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"stand-in")
+    monkeypatch.setattr(pretrain, "pretrain_one", lambda *a: pytest.fail("a cached checkpoint was trained again"))
+    models = ["yolov8n-hsfpn", "yolov8n-finepath-p2", "yolov8n", "cfg/study/yolov8n-hsfpn-open.yaml"]
+    starts = pretrain.starts(models, settings, jobs=1)
+    p3, p2 = (str(pretrain.checkpoint_path(m, settings)) for m in ("yolov8n", "yolov8n-p2"))
+    assert starts == {"yolov8n-hsfpn": p3, "yolov8n-finepath-p2": p2, "yolov8n": p3, models[3]: p3}

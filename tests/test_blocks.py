@@ -2,6 +2,7 @@
 
 import math
 import pickle
+import re
 
 import pytest
 import torch
@@ -388,3 +389,42 @@ def test_model_fuse_folds_every_batchnorm_of_an_hsfpn_model():
     model.fuse(verbose=False)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     torch.testing.assert_close(model(x)[0], expected, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["dw", "pw"])
+def test_cheaper_output_convs_fuse_and_cost_less(kind):
+    """HFP's cheaper output convolutions: a depthwise 3x3 + 1x1 or a 1x1 instead of the full 3x3, fewer weights, the
+    same output after `fuse_blocks`, and selectable from a model YAML row."""
+    torch.manual_seed(0)
+    c = 64
+    full, cheap = (
+        HFP(c, dct=True, norm="bn", act="silu", gate=1.0),
+        HFP(c, dct=True, norm="bn", act="silu", gate=1.0, out=kind),
+    )
+    weights = {
+        n: sum(p.numel() for n_, p in m.out.named_parameters() if n_.endswith("weight") and p.ndim == 4)
+        for n, m in (("full", full), ("cheap", cheap))
+    }
+    assert weights["full"] == 9 * c * c and weights["cheap"] == c * c + (9 * c if kind == "dw" else 0)
+    cheap.eval()
+    x = torch.randn(2, c, 16, 16)
+    expected = cheap(x)
+    assert fuse_blocks(cheap) == 1
+    torch.testing.assert_close(cheap(x), expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="out must be one of"):
+        HFP(c, out="3x3")
+
+
+def test_cheaper_output_conv_from_a_model_yaml(tmp_path):
+    from ultralytics import YOLO
+
+    from hsfpn_yolo.lookup import packaged_yaml
+
+    text = packaged_yaml("yolov8n-hsfpn").read_text()
+    hfp_rows = re.compile(r"(HFP, \[\{.*?)\}")
+    assert len(hfp_rows.findall(text)) == 2  # HFP(C3) and HFP(C2)
+    (tmp_path / "yolov8-hsfpn-dw.yaml").write_text(hfp_rows.sub(r"\1, out: dw}", text))
+    model = YOLO(tmp_path / "yolov8n-hsfpn-dw.yaml").model.eval()
+    hfps = [m for m in model.model if isinstance(m, HFP)]
+    assert len(hfps) == 2 and all(m.out[0].groups == m.out[0].in_channels > 1 for m in hfps)
+    assert model(torch.rand(1, 3, 64, 64))[0].shape[1] == 4 + 80

@@ -232,6 +232,27 @@ def test_bench_accuracy(accuracy_run):
     assert "bench accuracy: yolov8n seed 0: AP " in proc.stdout
 
 
+def test_bench_pretrain_then_accuracy_from_it(user):
+    """`bench pretrain` builds the stock checkpoint for the benchmark's sizes; `bench accuracy --pretrained` with the
+    same sizes starts every model from it (HS-FPN models included) without pretraining again."""
+    cwd, env = user
+    sizes = ["--epochs", 1, "--imgsz", 64, "--batch", 2, "--train-images", 4, "--val-images", 2, "--jobs", 1]
+    sizes += ["--workers", 0]
+    proc = run_hsfpn_yolo(["bench", "pretrain", "--models", "yolov8n,yolov8n-finepath", *sizes], cwd, env)
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("yolov8n: ")]
+    checkpoint = Path(line.split(": ", 1)[1])
+    assert checkpoint.is_file() and checkpoint.parent.name == "hsfpn-pretrain"
+    assert "bench pretrain: 1/1 checkpoints ready" in proc.stdout
+    args = ["bench", "accuracy", "--pretrained", "--models", "yolov8n-finepath", "--seeds", 0, *sizes]
+    proc = run_hsfpn_yolo([*args, "--json", "acc.json"], cwd, env)
+    assert "bench pretrain: training" not in proc.stdout  # the checkpoint is reused
+    (row,) = json.loads((cwd / "acc.json").read_text())["runs"]
+    assert row["start"] == checkpoint.name and row["model"] == "yolov8n-finepath"
+    assert yaml.safe_load(Path(row["save_dir"], "args.yaml").read_text())["pretrained"] == str(checkpoint)
+    assert "- Start: stock checkpoints pretrained on 12 images" in proc.stdout
+    assert re.search(r"Transferred \d+/\d+ items from pretrained weights", output(proc))
+
+
 def test_bench_profile(user):
     """`bench profile` prints the operator-family and layer-type tables and saves the step time."""
     cwd, env = user
@@ -271,6 +292,7 @@ RUN_BY = {
     ("demo",): test_demo,
     ("bench", "speed"): test_bench_speed,
     ("bench", "accuracy"): test_bench_accuracy,
+    ("bench", "pretrain"): test_bench_pretrain_then_accuracy_from_it,
     ("bench", "profile"): test_bench_profile,
     ("bench", "plot"): test_bench_plot,
 }

@@ -288,3 +288,22 @@ def test_size_histogram_needs_the_image_size(tmp_path):
     with pytest.raises(ValueError, match="pass imgsz"):
         synth.size_histogram(tmp_path, "val")
     assert synth.size_histogram(tmp_path, "val", imgsz=100)["8-16"] == 1
+
+
+def test_pretrain_look_is_another_task(tmp_path):
+    """The pretraining look has its own classes (names in data.yaml and the manifest) and objects beyond 32 px, and
+    the benchmark's look stays as it was (its parameters do not name a look)."""
+    dst = tmp_path / "pre"
+    summary = synth.generate(dst, train=12, val=2, imgsz=256, seed=1, progress=False, look="pretrain")
+    manifest = json.loads((dst / synth.MANIFEST).read_text())
+    assert manifest["params"]["look"] == "pretrain" and manifest["names"] == list(synth.PRETRAIN_LOOK.names)
+    assert not set(synth.PRETRAIN_LOOK.names) & set(synth.CLASS_NAMES)
+    data = (dst / "data.yaml").read_text()
+    assert all(f": {n}\n" in data for n in synth.PRETRAIN_LOOK.names)
+    assert set(summary["instances"]) == set(synth.PRETRAIN_LOOK.names) and all(summary["instances"].values())
+    labels = _labels(dst, "train")
+    sides = np.sqrt(labels[:, 3] * labels[:, 4]) * 256
+    assert sides.max() > 32 and sides.min() >= 2 and set(labels[:, 0].astype(int)) <= set(range(6))
+    assert synth.generate(dst, train=12, val=2, imgsz=256, seed=1, progress=False, look="pretrain")["cached"]
+    with pytest.raises(ValueError, match="look must be one of"):
+        synth.generate(tmp_path / "bad", train=1, val=1, look="coco")

@@ -8,10 +8,13 @@ error: a difference counts only where it exceeds twice that error.
 Defaults train on the built-in synthetic tiny-object set (generated once into Ultralytics' datasets folder), sized to
 take about an hour for the four YOLOv8n-scale models with three seeds on 2 CPU cores (two runs at a time, since
 Ultralytics trains with one thread on such a machine); `--quick` is a shorter screening run, `--data` a real dataset.
+With `--pretrained` every model starts from its stock counterpart's checkpoint, pretrained once on a different
+synthetic task (`hsfpn_yolo.bench.pretrain`), as users fine-tune pretrained weights; without it, from random weights.
 
 Examples:
     hsfpn-yolo bench accuracy --seeds 0,1,2                      # synthetic set, four models, CPU
     hsfpn-yolo bench accuracy --quick --models yolov8n,yolov8n-hsfpn
+    hsfpn-yolo bench accuracy --pretrained --models yolov8n,yolov8n-finepath,yolov8n-hsfpn
     hsfpn-yolo bench accuracy --data cfg/datasets/AI-TOD.yaml --epochs 100 --imgsz 800 --device 0 --jobs 1
 """
 
@@ -25,6 +28,7 @@ import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from ..sizes import AP_KEYS
@@ -105,6 +109,7 @@ def fit(
     project: Path,
     train: dict[str, Any],
     name: str | None = None,
+    weights: str | None = None,
 ) -> tuple[Any, EpochClock]:
     """Train one model with one seed and the shared settings, as every benchmark run does.
 
@@ -117,6 +122,7 @@ def fit(
         project (Path): Folder for the Ultralytics runs.
         train (dict): Shared training settings, see `train_settings`.
         name (str, optional): Run folder inside `project`; default '{model}-s{seed}'.
+        weights (str, optional): Checkpoint to start from (Ultralytics' `pretrained=`); default random weights.
 
     Returns:
         (tuple): The trained YOLO object (`.metrics`: its final validation, with `.tiny`) and its `EpochClock`,
@@ -138,7 +144,7 @@ def fit(
         exist_ok=True,
         seed=seed,
         deterministic=True,
-        pretrained=False,
+        pretrained=weights or False,
         amp=False,
         plots=False,
         verbose=False,
@@ -149,10 +155,17 @@ def fit(
 
 
 def train_one(
-    model: str, seed: int, data: str, imgsz: int, device: str, project: Path, train: dict[str, Any]
+    model: str,
+    seed: int,
+    data: str,
+    imgsz: int,
+    device: str,
+    project: Path,
+    train: dict[str, Any],
+    weights: str | None = None,
 ) -> dict[str, Any]:
     """Train one model with one seed and the shared settings (`fit`); return its final tiny-object AP and timings."""
-    yolo, clock = fit(model, seed, data, imgsz, device, project, train)
+    yolo, clock = fit(model, seed, data, imgsz, device, project, train, weights=weights)
     metrics = yolo.metrics
     tiny = getattr(metrics, "tiny", None) or {}
     return {
@@ -167,6 +180,7 @@ def train_one(
         "wall_s": clock.wall_s,
         "train_threads": clock.threads,
         "save_dir": str(yolo.trainer.save_dir),
+        "start": Path(weights).name if weights else "scratch",
     }
 
 
@@ -312,6 +326,54 @@ def _load_done(paths: list[str | Path], settings: dict[str, Any]) -> list[dict[s
     return list(runs.values())
 
 
+def sizes(
+    quick: bool = False,
+    epochs: int | None = None,
+    imgsz: int | None = None,
+    train_images: int | None = None,
+    val_images: int | None = None,
+) -> tuple[int, int, int, int]:
+    """Return (epochs, imgsz, train images, val images) of a benchmark: the given values, else the defaults (`QUICK`'s
+    with `quick`)."""
+    preset = {**SYNTH, **TRAIN, **(QUICK if quick else {})}
+    return (
+        epochs or preset["epochs"],
+        imgsz or preset["imgsz"],
+        train_images or preset["train"],
+        val_images or preset["val"],
+    )
+
+
+def run_all(fn: Callable[..., Any], calls: list[tuple], jobs: int, done: Callable[[Any], None]) -> None:
+    """Call `fn(*args)` for every args tuple in `calls` and pass each result to `done` as it arrives.
+
+    With `jobs` > 1 the calls run in spawned worker processes, one call per process, so no state leaks between runs;
+    a call that fails stops the rest.
+
+    Args:
+        fn (Callable): A module-level function (workers import it).
+        calls (list[tuple]): Positional arguments of each call.
+        jobs (int): Calls running at the same time.
+        done (Callable): Receives each result, in the order they finish.
+    """
+    if jobs <= 1:
+        for args in calls:
+            done(fn(*args))
+        return
+    ctx = multiprocessing.get_context("spawn")
+    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
+    with ProcessPoolExecutor(jobs, mp_context=ctx, **fresh) as pool:
+        pending = {pool.submit(fn, *args) for args in calls}
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    done(f.result())
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # a failed run stops the benchmark, not just itself
+            raise
+
+
 def run(
     models: list[str] | None = None,
     seeds: list[int] | tuple[int, ...] = SEEDS,
@@ -330,6 +392,7 @@ def run(
     json_path: str | Path | None = "runs/bench/accuracy.json",
     resume: bool = True,
     reuse: tuple[str | Path, ...] = (),
+    pretrained: bool = False,
 ) -> dict[str, Any]:
     """Train each model with each seed under the same settings; print and save per-seed rows and per-model spreads.
 
@@ -352,13 +415,13 @@ def run(
         resume (bool): Keep the runs already in `json_path` when its settings are identical, train only the rest.
         reuse (tuple[str | Path]): More results JSONs whose runs with identical settings are kept, with or without
             `resume` (e.g. of a benchmark run alongside in another process).
+        pretrained (bool): Start every model from its stock counterpart's pretrained checkpoint (built first where
+            missing, see `hsfpn_yolo.bench.pretrain`) instead of random weights.
 
     Returns:
         (dict): {'env', 'settings', 'runs', 'summary'}.
     """
-    preset = {**SYNTH, **TRAIN, **(QUICK if quick else {})}
-    epochs, imgsz = epochs or preset["epochs"], imgsz or preset["imgsz"]
-    train_images, val_images = train_images or preset["train"], val_images or preset["val"]
+    epochs, imgsz, train_images, val_images = sizes(quick, epochs, imgsz, train_images, val_images)
     models = models or default_models(scale)
     seeds = list(dict.fromkeys(int(s) for s in seeds))
     if not seeds:
@@ -366,6 +429,12 @@ def run(
     data = data or synth_data(train_images, val_images, imgsz, SYNTH["seed"])
     shared = train_settings(epochs, batch, workers)
     settings = {**shared, "imgsz": imgsz, "data": data, "device": device}
+    weights = {m: None for m in models}
+    if pretrained:  # only then, so that results saved before stay comparable to new from-scratch runs
+        from .pretrain import pretrain_settings, starts
+
+        settings["pretrained"] = pretrain_settings(train_images, val_images, imgsz, shared)
+        weights = starts(models, settings["pretrained"], device, jobs)
     env = environment()
     wanted = {(model_name(m), s) for m in models for s in seeds}
     # Everything already in `json_path` stays (the file accumulates); from other files only the pairs asked for
@@ -391,23 +460,7 @@ def run(
             save_json(json_path, out)
             save_csv(Path(json_path).with_suffix(".csv"), runs)
 
-    if jobs <= 1:
-        for m, s in todo:
-            record(train_one(m, s, data, imgsz, device, project, shared))
-    else:
-        # Spawned workers, one run each: a fresh process per run, so no state leaks between runs
-        ctx = multiprocessing.get_context("spawn")
-        fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
-        with ProcessPoolExecutor(jobs, mp_context=ctx, **fresh) as pool:
-            pending = {pool.submit(train_one, m, s, data, imgsz, device, project, shared) for m, s in todo}
-            try:
-                while pending:
-                    finished_now, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in finished_now:
-                        record(f.result())
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)  # a failed run stops the benchmark, not just itself
-                raise
+    run_all(train_one, [(m, s, data, imgsz, device, project, shared, weights[m]) for m, s in todo], jobs, record)
     order = {(model_name(m), s): i for i, (s, m) in enumerate((s, m) for s in seeds for m in models)}
     runs.sort(key=lambda r: order.get((r["model"], r["seed"]), len(order)))
     out = {"env": env, "settings": settings, "jobs": jobs, "runs": runs, "summary": summarize(runs)}
@@ -421,7 +474,14 @@ def run(
 def markdown(out: dict[str, Any]) -> str:
     """Return the accuracy report in Markdown: settings, per-model spreads, differences to the baselines, runs."""
     threads = sorted({r.get("train_threads") for r in out["runs"]} - {None})
-    lines = [header(out["env"]), f"- Settings: {out['settings']}"]
+    pre = out["settings"].get("pretrained")
+    start = (
+        f"stock checkpoints pretrained on {pre['train']} images of another synthetic task for {pre['train_args']['epochs']}"
+        " epochs (`hsfpn-yolo bench pretrain`)"
+        if pre
+        else "random weights"
+    )
+    lines = [header(out["env"]), f"- Start: {start}", f"- Settings: {out['settings']}"]
     if threads:
         lines.append(f"- torch threads per run (Ultralytics sets them): {', '.join(map(str, threads))}")
     text = "\n## Accuracy\n\n" + "\n".join(lines) + "\n\nMean ± standard deviation (min–max) over the seeds:\n\n"

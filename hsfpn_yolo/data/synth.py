@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -79,6 +80,68 @@ def _shape(cls: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[n
         hw = 0.5 / rng.uniform(1.7, 2.4)
         return [_rect(0.5, hw)], [_rect(0.07, hw * 0.8, 0.2)]
     return [_disc(0.5, 12)], []  # person: small disc
+
+
+_L_BLOCK = np.array([(-0.5, -0.5), (0.5, -0.5), (0.5, -0.05), (0.0, -0.05), (0.0, 0.5), (-0.5, 0.5)], np.float32)
+
+
+def _pretrain_shape(cls: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Return (silhouette, inner detail) polygons of one object of the pretraining look (see `PRETRAIN_LOOK`)."""
+    if cls == 0:  # building: L-shaped block with a ridge
+        return [_L_BLOCK], [_rect(0.45, 0.03, 0.0) + (0, -0.28)]
+    if cls == 1:  # boat: slim ellipse with a cabin
+        return [_disc(0.5, 16) * np.array([1.0, rng.uniform(0.18, 0.26)], np.float32)], [_rect(0.1, 0.05, 0.1)]
+    if cls == 2:  # truck: trailer and cab
+        return [_rect(0.33, 0.16, -0.16), _rect(0.12, 0.14, 0.38)], []
+    if cls == 3:  # pool: rectangle with a darker deep end
+        hw = 0.5 / rng.uniform(1.4, 2.2)
+        return [_rect(0.5, hw)], [_rect(0.15, hw * 0.8, 0.3)]
+    if cls == 4:  # cyclist: thin bar
+        return [_rect(0.5, 0.12)], []
+    return [_rect(0.5, 0.3)], [_rect(0.02, 0.3)]  # court: rectangle with a bright centre line
+
+
+class Look(NamedTuple):
+    """What the labelled objects of a synthetic set look like: classes, shapes, colours and sizes.
+
+    Args:
+        names (tuple[str, ...]): Class names.
+        shape (Callable): (cls, rng) -> (silhouette, inner detail) polygons in unit coordinates.
+        colours (np.ndarray): BGR colour per class.
+        inner_gain (tuple[float, ...]): Darken (+) or lighten (-) the inner detail, per class.
+        median_px (tuple[float, ...]): Median sqrt(box area) per class.
+        freq (np.ndarray): Class frequencies.
+        sigma (float): Log-normal spread of object size.
+        max_px (int): Largest box side; sizes are clipped to [2, max_px].
+        road_class (int): The class that follows roads.
+    """
+
+    names: tuple[str, ...]
+    shape: Callable[[int, np.random.Generator], tuple[list[np.ndarray], list[np.ndarray]]]
+    colours: np.ndarray
+    inner_gain: tuple[float, ...]
+    median_px: tuple[float, ...]
+    freq: np.ndarray
+    sigma: float
+    max_px: int
+    road_class: int
+
+
+TINY_LOOK = Look(CLASS_NAMES, _shape, _COLOURS, _INNER_GAIN, _MEDIAN_PX, _FREQ, _SIGMA, 32, _VEHICLE)
+# A different task on the same kind of imagery, for pretraining checkpoints (`hsfpn-yolo bench pretrain`): other
+# classes, shapes and colours, and sizes from 2 to 64 px
+PRETRAIN_LOOK = Look(
+    names=("building", "boat", "truck", "pool", "cyclist", "court"),
+    shape=_pretrain_shape,
+    colours=np.array([(70, 90, 165), (235, 225, 210), (30, 140, 240), (230, 190, 40), (190, 60, 200), (110, 170, 70)]),
+    inner_gain=(0.35, -0.15, 0.0, 0.3, 0.0, -0.6),
+    median_px=(26.0, 11.0, 16.0, 14.0, 4.5, 22.0),
+    freq=np.array((0.2, 0.15, 0.2, 0.1, 0.2, 0.15)),
+    sigma=0.55,
+    max_px=64,
+    road_class=2,
+)
+LOOKS = {"tiny": TINY_LOOK, "pretrain": PRETRAIN_LOOK}
 
 
 def _scale(polys: list[np.ndarray], theta: float, size: float, cap: float = _MAX_EXTENT) -> float:
@@ -253,28 +316,30 @@ def _clutter(rng: np.random.Generator, img: np.ndarray, n: int) -> None:
         _stamp(img, _pose(polys, theta, scale, rng.uniform(0, size, 2)), [], colour, 0, rng.uniform(0.6, 1))
 
 
-def _objects(rng: np.random.Generator, img: np.ndarray, roads: list, dropped: dict[str, int]) -> list[tuple]:
+def _objects(
+    rng: np.random.Generator, img: np.ndarray, roads: list, dropped: dict[str, int], look: Look = TINY_LOOK
+) -> list[tuple]:
     """Draw the labelled objects without overlaps; return (cls, x0, y0, x1, y1, x1', y1', ..., x4', y4') per object:
     the pixel box, then the rotated box's corners."""
     size = img.shape[0]
-    nc = len(CLASS_NAMES)
-    clusters = [(rng.uniform(0, size, 2), int(rng.choice(nc, p=_FREQ))) for _ in range(rng.integers(0, 4))]
+    nc = len(look.names)
+    clusters = [(rng.uniform(0, size, 2), int(rng.choice(nc, p=look.freq))) for _ in range(rng.integers(0, 4))]
     placed, labels = np.zeros((0, 4), np.float32), []
     for _ in range(rng.poisson(_DENSITY * size * size)):
         cluster = clusters[rng.integers(len(clusters))] if clusters and rng.random() < 0.35 else None
-        cls = cluster[1] if cluster else int(rng.choice(nc, p=_FREQ))
-        sil, inner = _shape(cls, rng)
-        px = float(np.clip(_MEDIAN_PX[cls] * np.exp(_SIGMA * rng.standard_normal()), 2, 32))
-        colour = (_COLOURS[cls] * rng.uniform(0.85, 1.1) + rng.normal(0, 8, 3)).astype(np.float32)
+        cls = cluster[1] if cluster else int(rng.choice(nc, p=look.freq))
+        sil, inner = look.shape(cls, rng)
+        px = float(np.clip(look.median_px[cls] * np.exp(look.sigma * rng.standard_normal()), 2, look.max_px))
+        colour = (look.colours[cls] * rng.uniform(0.85, 1.1) + rng.normal(0, 8, 3)).astype(np.float32)
         for _ in range(20):  # rejection sampling of a free spot
             theta = rng.uniform(0, 2 * np.pi)
             if cluster:  # parking lot, harbour, tank farm, crowd: same class packed together
                 xy = cluster[0] + rng.normal(0, size / 12, 2)
-            elif cls == _VEHICLE and roads and rng.random() < 0.6:
+            elif cls == look.road_class and roads and rng.random() < 0.6:
                 xy, theta = _on_road(rng, roads[rng.integers(len(roads))], size)
             else:
                 xy = rng.uniform(0, size, 2)
-            scale = _scale(sil, theta, px)
+            scale = _scale(sil, theta, px, cap=look.max_px + _MAX_EXTENT - 32)
             pose = _pose(sil, theta, scale, xy)
             pts = np.concatenate(pose)
             ext = np.concatenate([pts.min(0) - 1, pts.max(0) + 1])  # 1 px gap keeps boxes from touching
@@ -284,7 +349,7 @@ def _objects(rng: np.random.Generator, img: np.ndarray, roads: list, dropped: di
         else:
             dropped["no_room"] += 1
             continue
-        box, quad, why = _stamp(img, pose, _pose(inner, theta, scale, xy), colour, _INNER_GAIN[cls], 1.0)
+        box, quad, why = _stamp(img, pose, _pose(inner, theta, scale, xy), colour, look.inner_gain[cls], 1.0)
         if box is None:
             dropped[why] += 1
             continue
@@ -293,13 +358,16 @@ def _objects(rng: np.random.Generator, img: np.ndarray, roads: list, dropped: di
     return labels
 
 
-def render(rng: np.random.Generator, imgsz: int, obb: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+def render(
+    rng: np.random.Generator, imgsz: int, obb: bool = False, look: Look = TINY_LOOK
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Render one image.
 
     Args:
         rng (np.random.Generator): Source of randomness; the image is a pure function of its state.
         imgsz (int): Square image side in pixels.
         obb (bool): Return oriented boxes instead of axis-aligned ones (the image is the same).
+        look (Look): Classes and appearance of the labelled objects.
 
     Returns:
         (np.ndarray): BGR uint8 image (imgsz, imgsz, 3).
@@ -311,7 +379,7 @@ def render(rng: np.random.Generator, imgsz: int, obb: bool = False) -> tuple[np.
     roads = _roads(rng, img)
     _clutter(rng, img, int(rng.poisson(_DENSITY * imgsz * imgsz * 0.5)))
     dropped = {"border": 0, "tiny": 0, "no_room": 0}
-    objects = np.array(_objects(rng, img, roads, dropped), np.float64).reshape(-1, 13)
+    objects = np.array(_objects(rng, img, roads, dropped, look), np.float64).reshape(-1, 13)
     img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 0.7))  # optics: blur first, then sensor noise
     noise = rng.standard_normal(img.shape[:2], dtype=np.float32) * np.float32(rng.uniform(1.5, 4.0))
     img += (noise + 0.5)[..., None]  # luminance noise (a third of the cost of per-channel); +0.5: the cast truncates
@@ -323,17 +391,22 @@ def render(rng: np.random.Generator, imgsz: int, obb: bool = False) -> tuple[np.
     return img, labels, dropped
 
 
-def _data_yaml(params: dict[str, int]) -> str:
+def _look(params: dict[str, Any]) -> Look:
+    """Return the look a set's parameters name (the tiny-object look when they name none)."""
+    return LOOKS[params.get("look", "tiny")]
+
+
+def _data_yaml(params: dict[str, Any]) -> str:
     """Return a data YAML without 'path', so Ultralytics resolves the splits next to the YAML wherever it is moved."""
     head = f"# tiny-synth generated by {GENERATOR} v{VERSION} ({', '.join(f'{k}={v}' for k, v in params.items())})\n"
-    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(CLASS_NAMES))
+    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(_look(params).names))
     return f"{head}train: images/train\nval: images/val\n\nnames:\n{names}"
 
 
 def _render_splits(writer: DatasetWriter, params: dict[str, int], progress: bool) -> dict[str, Any]:
     """Render every split into writer and return the summary."""
-    n, imgsz, seed = params["train"] + params["val"], params["imgsz"], params["seed"]
-    dropped, boxes, instances = {"border": 0, "tiny": 0, "no_room": 0}, {}, np.zeros(len(CLASS_NAMES), int)
+    n, imgsz, seed, look = params["train"] + params["val"], params["imgsz"], params["seed"], _look(params)
+    dropped, boxes, instances = {"border": 0, "tiny": 0, "no_room": 0}, {}, np.zeros(len(look.names), int)
     pbar = None
     if progress:
         from ultralytics.utils import TQDM  # lazy: importing ultralytics pulls in torch
@@ -343,11 +416,12 @@ def _render_splits(writer: DatasetWriter, params: dict[str, int], progress: bool
         for split_id, split in enumerate(SPLITS):
             boxes[split] = 0
             for i in range(params[split]):
-                img, labels, why = render(np.random.default_rng([seed, split_id, i]), imgsz, bool(params.get("obb")))
+                rng = np.random.default_rng([seed, split_id, i])
+                img, labels, why = render(rng, imgsz, bool(params.get("obb")), look)
                 name = PurePosixPath(split, f"{split}_{i:06d}.jpg")
                 writer.add(Sample(name, encode_image(img), (imgsz, imgsz), [yolo_row(*r) for r in labels.tolist()]))
                 boxes[split] += len(labels)
-                instances += np.bincount(labels[:, 0].astype(int), minlength=len(CLASS_NAMES))
+                instances += np.bincount(labels[:, 0].astype(int), minlength=len(look.names))
                 dropped = {k: dropped[k] + why[k] for k in dropped}
                 if pbar:
                     pbar.update()
@@ -357,7 +431,7 @@ def _render_splits(writer: DatasetWriter, params: dict[str, int], progress: bool
     return {
         "images": {s: params[s] for s in SPLITS},
         "boxes": boxes,
-        "instances": dict(zip(CLASS_NAMES, instances.tolist())),
+        "instances": dict(zip(look.names, instances.tolist())),
         "dropped": dropped,
         "imgsz": imgsz,
         "seed": seed,
@@ -366,7 +440,7 @@ def _render_splits(writer: DatasetWriter, params: dict[str, int], progress: bool
 
 def _build(dst: Path, params: dict[str, int], progress: bool) -> dict[str, Any]:
     """Write the splits, data.yaml and manifest into dst atomically, replacing an outdated set; return the summary."""
-    manifest = {"generator": GENERATOR, "version": VERSION, "params": params, "names": list(CLASS_NAMES)}
+    manifest = {"generator": GENERATOR, "version": VERSION, "params": params, "names": list(_look(params).names)}
     with DatasetWriter(dst, manifest, MANIFEST) as writer:
         summary = _render_splits(writer, params, progress)
         writer.add_file("data.yaml", _data_yaml(params))
@@ -400,6 +474,7 @@ def generate(
     seed: int = DEFAULTS["seed"],
     progress: bool = True,
     obb: bool = False,
+    look: str = "tiny",
 ) -> dict[str, Any]:
     """Generate the synthetic tiny-object dataset at dst, atomically and only if it is not already there.
 
@@ -411,6 +486,8 @@ def generate(
         seed (int): Seed; the same arguments and seed give byte-identical files.
         progress (bool): Show a progress bar and log a summary line (imports ultralytics lazily).
         obb (bool): Write oriented-box labels for Ultralytics' OBB task (same images as without it).
+        look (str): 'tiny' (the benchmark's classes) or 'pretrain' (other classes, shapes, colours and 2-64 px sizes,
+            for pretraining checkpoints).
 
     Returns:
         (dict[str, Any]): Summary with 'path', 'images' and 'boxes' per split, 'instances' per class, 'dropped'
@@ -425,9 +502,13 @@ def generate(
     if imgsz < 32:
         raise ValueError(f"imgsz must be at least 32 px, got {imgsz}")
     dst = Path(dst).expanduser().resolve()
-    params = {"train": int(train), "val": int(val), "imgsz": int(imgsz), "seed": int(seed)}
+    params: dict[str, Any] = {"train": int(train), "val": int(val), "imgsz": int(imgsz), "seed": int(seed)}
     if obb:  # only then, so that the manifests of axis-aligned sets written before stay valid
         params["obb"] = 1
+    if look not in LOOKS:
+        raise ValueError(f"look must be one of {list(LOOKS)}, got {look!r}")
+    if look != "tiny":  # likewise
+        params["look"] = look
     t = time.time()
     summary = _complete(dst, params)
     cached = summary is not None

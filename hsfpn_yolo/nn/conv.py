@@ -6,6 +6,9 @@ import torch
 import torch.nn as nn
 
 NORMS = ("gn", "bn")
+# HFP's output convolution: full 3x3, depthwise 3x3 + pointwise 1x1, or pointwise 1x1 alone. Not spelled '3x3' or
+# '1x1': Ultralytics' parser runs ast.literal_eval on string args, and those are Python syntax errors to it.
+OUT_CONVS = ("full", "dw", "pw")
 ACTS = {True: nn.ReLU, "relu": nn.ReLU, "silu": nn.SiLU, False: nn.Identity}
 
 
@@ -115,6 +118,26 @@ def conv_act_norm(c1: int, c2: int, k: int, norm: str, act: bool | str, bias: bo
     if check_norm(norm) == "gn":
         return nn.Sequential(ConvReLU(c1, c2, k, bias=bias, act=act), nn.GroupNorm(group_count(c2), c2))
     return ConvBNAct(nn.Conv2d(c1, c2, k, padding=k // 2, bias=False), nn.BatchNorm2d(c2), activation(act))
+
+
+def output_conv(c: int, kind: str, norm: str, act: bool | str) -> nn.Sequential:
+    """Return a block's output convolution (c -> c channels) with its activation and norm.
+
+    'full' is the reference's 3x3 convolution (9·c² weights). 'dw' replaces it by a depthwise 3x3 then a 1x1 (c² + 9·c
+    weights: the same 3x3 reach for about a ninth of the work on wide levels), 'pw' by a 1x1 alone (c² weights).
+    With `norm: bn` the part that carries the BatchNorm is a `ConvBNAct`, which `model.fuse()` folds.
+
+    Args:
+        c (int): Channels in and out.
+        kind (str): 'full', 'dw' or 'pw'.
+        norm (str): 'gn' or 'bn' (see `conv_act_norm`).
+        act (bool | str): Activation option (see `activation`).
+    """
+    if kind not in OUT_CONVS:
+        raise ValueError(f"out must be one of {OUT_CONVS}, got {kind!r}")
+    if kind == "dw":
+        return nn.Sequential(nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False), conv_act_norm(c, c, 1, norm, act))
+    return conv_act_norm(c, c, 3 if kind == "full" else 1, norm, act, bias=True)
 
 
 def check_gate(gate: bool | float) -> float | None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .conv import ConvReLU, LayerScale, check_gate, conv_act_norm, group_count
+from .conv import ConvReLU, LayerScale, check_gate, group_count, output_conv
 from .highpass import DCTHighPass
 from .pooling import pooled_relu_sum
 
 
 class HFP(nn.Module):
-    """High Frequency Perception: high-pass driven spatial and channel attention, then conv3x3 + act + norm.
+    """High Frequency Perception: high-pass driven spatial and channel attention, then an output conv + act + norm.
 
     With `dct=True` (fine levels) both attentions are driven by one exact DCT high-pass of the input; with `dct=False`
     (coarse levels) the spatial gate is a 1x1 convolution and the channel gate uses global max/avg pooling. GroupNorm
@@ -28,6 +28,8 @@ class HFP(nn.Module):
         norm (str): 'gn': conv3x3 -> act -> GroupNorm (the reference); 'bn': conv3x3 -> BatchNorm -> act (YOLO's Conv).
         gate (bool | float): Return x + gamma * HFP(x) with a learnable per-channel gamma (the reference returns
             HFP(x)): True starts gamma at 0, so the block starts as an identity; a number in [0, 1] starts it there.
+        out (str): Output convolution: 'full' 3x3 (the reference), or the cheaper 'dw' (depthwise 3x3 + 1x1) or 'pw'
+            (1x1) for wide levels (see `output_conv`).
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class HFP(nn.Module):
         act: bool | str = True,
         norm: str = "gn",
         gate: bool | float = False,
+        out: str = "full",
     ):
         super().__init__()
         if not isinstance(patch, int) or patch < 1:
@@ -49,7 +52,7 @@ class HFP(nn.Module):
         g = group_count(c1)
         self.g1 = ConvReLU(c1, c1, 1, groups=g, act=act)  # shared by the max- and avg-pooled vectors
         self.g2 = ConvReLU(c1, c1, 1, groups=g, act=act)
-        self.out = conv_act_norm(c1, c1, 3, norm, act, bias=True)
+        self.out = output_conv(c1, out, norm, act)
         init = check_gate(gate)
         self.scale = None if init is None else LayerScale(c1, init)
 
@@ -61,7 +64,7 @@ class HFP(nn.Module):
             self.scale = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return norm(conv3x3(spatial(x) + channel(x))), or x + gamma * that with `gate`."""
+        """Return norm(conv(spatial(x) + channel(x))), or x + gamma * that with `gate`."""
         if self.dct:
             gate = self.highpass(x)  # one high-pass feeds both paths
             a, b = pooled_relu_sum(gate, self.patch, "max"), pooled_relu_sum(gate, self.patch, "avg")

@@ -1,0 +1,177 @@
+"""Pretrained starts for the accuracy benchmark: stock checkpoints trained once on a different synthetic task.
+
+Users fine-tune pretrained weights, so the benchmark has a second regime in which every model starts from a stock
+checkpoint instead of random weights. The checkpoints come from a pretraining set that is not the benchmark: the
+synthetic generator's 'pretrain' look (other classes, shapes and colours, objects of 2-64 px), its own generator seed
+and three times the benchmark's training images, at the benchmark's image size and number of epochs. Each stock model
+(e.g. yolov8n, yolov8n-p2) is trained on it once, with a fixed seed and deterministic settings, and its final weights
+are kept in Ultralytics' weights folder under a name that encodes every setting: the same settings reuse the file,
+other settings build another.
+
+A model then starts from its stock counterpart's checkpoint (`pretrained=`): HS-FPN models receive every stock tensor
+through `hsfpn_yolo.transfer`, their new parts start as their YAML initialises them, and Detect's class layers start
+fresh (the pretraining task has other classes).
+
+Examples:
+    hsfpn-yolo bench pretrain                                  # yolov8n and yolov8n-p2, cached
+    hsfpn-yolo bench accuracy --pretrained --seeds 0,1,2       # every model fine-tuned from them
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .common import counterpart, model_name
+
+IMAGES_FACTOR = 3  # pretraining images per benchmark training image
+DATA_SEED = 1  # generator seed of the pretraining set (the benchmark's set uses 0)
+SEED = 0  # training seed of every pretraining run
+FOLDER = "hsfpn-pretrain"  # inside Ultralytics' weights folder
+
+
+def pretrain_settings(train_images: int, val_images: int, imgsz: int, train: dict[str, Any]) -> dict[str, Any]:
+    """Return the pretraining settings for a benchmark of `train_images` training images at `imgsz` trained with
+    `train` (see `accuracy.train_settings`): three times the images, same validation images, size and settings.
+
+    Args:
+        train_images (int): The benchmark's training images.
+        val_images (int): The benchmark's validation images.
+        imgsz (int): The benchmark's image size.
+        train (dict): The benchmark's shared training settings.
+    """
+    return {
+        "train": IMAGES_FACTOR * train_images,
+        "val": val_images,
+        "imgsz": imgsz,
+        "data_seed": DATA_SEED,
+        "look": "pretrain",
+        "seed": SEED,
+        "train_args": dict(train),
+    }
+
+
+def pretrain_data(settings: dict[str, Any], root: str | Path | None = None) -> str:
+    """Generate (once) the pretraining set of `settings` and return its data YAML.
+
+    Args:
+        settings (dict): See `pretrain_settings`.
+        root (str | Path, optional): Parent folder; default Ultralytics' datasets folder.
+    """
+    from hsfpn_yolo.data.synth import generate
+    from ultralytics.utils import SETTINGS
+
+    s = settings
+    name = f"hsfpn-pretrain-synth-{s['train']}-{s['val']}-{s['imgsz']}-s{s['data_seed']}"
+    summary = generate(
+        Path(root or SETTINGS["datasets_dir"]) / name, s["train"], s["val"], s["imgsz"], s["data_seed"], look=s["look"]
+    )
+    return str(Path(summary["path"]) / "data.yaml")
+
+
+def checkpoint_path(model: str, settings: dict[str, Any]) -> Path:
+    """Return where the pretrained checkpoint of stock `model` under `settings` is kept.
+
+    Args:
+        model (str): Stock model name, e.g. 'yolov8n-p2'.
+        settings (dict): See `pretrain_settings`; every entry is part of the file name's digest.
+    """
+    from ultralytics.utils import SETTINGS
+
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(SETTINGS["weights_dir"]) / FOLDER / f"{model_name(model)}-{digest}.pt"
+
+
+def pretrain_one(model: str, settings: dict[str, Any], device: str = "cpu") -> str:
+    """Train stock `model` on the pretraining set and keep its final weights at `checkpoint_path`; return that path.
+
+    The file appears only complete (written next to it, then renamed), so an interrupted run leaves nothing behind.
+
+    Args:
+        model (str): Stock model name.
+        settings (dict): See `pretrain_settings`.
+        device (str): 'cpu', '0', ...
+    """
+    from .accuracy import fit
+
+    dst = checkpoint_path(model, settings)
+    data = pretrain_data(settings)
+    project = dst.parent / "runs"
+    yolo, _ = fit(model, settings["seed"], data, settings["imgsz"], device, project, settings["train_args"], dst.stem)
+    tmp = dst.with_suffix(".tmp")
+    shutil.copyfile(yolo.trainer.last, tmp)
+    os.replace(tmp, dst)
+    return str(dst)
+
+
+def starts(models: list[str], settings: dict[str, Any], device: str = "cpu", jobs: int = 2) -> dict[str, str]:
+    """Return {model: checkpoint it starts from} (its stock counterpart's), pretraining the missing checkpoints first.
+
+    Args:
+        models (list[str]): Model names or YAML paths.
+        settings (dict): See `pretrain_settings`.
+        device (str): 'cpu', '0', ...
+        jobs (int): Checkpoints trained at the same time, each in its own process.
+    """
+    from .accuracy import run_all
+
+    stock = list(dict.fromkeys(counterpart(model_name(m)) for m in models))
+    missing = [m for m in stock if not checkpoint_path(m, settings).is_file()]
+    if missing:
+        pretrain_data(settings)  # once, before the workers, which would otherwise race to write it
+        print(
+            f"bench pretrain: training {', '.join(missing)} on the pretraining set ({len(stock) - len(missing)} cached)"
+        )
+        done = 0
+
+        def report(path: str) -> None:
+            nonlocal done
+            done += 1
+            print(f"bench pretrain: {done}/{len(missing)} checkpoints ready ({path})", flush=True)
+
+        run_all(pretrain_one, [(m, settings, device) for m in missing], jobs, report)
+    paths = {m: str(checkpoint_path(m, settings)) for m in stock}
+    return {m: paths[counterpart(model_name(m))] for m in models}
+
+
+def run(
+    models: list[str] | None = None,
+    quick: bool = False,
+    epochs: int | None = None,
+    imgsz: int | None = None,
+    train_images: int | None = None,
+    val_images: int | None = None,
+    batch: int | None = None,
+    workers: int | None = None,
+    device: str = "cpu",
+    jobs: int = 2,
+    scale: str = "n",
+) -> dict[str, str]:
+    """Build the pretrained checkpoints that `bench accuracy --pretrained` with the same arguments starts from; print
+    and return {stock model: checkpoint path}.
+
+    Args:
+        models (list[str], optional): The benchmark's models (their stock counterparts are pretrained); default the
+            four models at `scale`.
+        quick, epochs, imgsz, train_images, val_images: The benchmark's sizes, as `bench accuracy` takes them.
+        batch (int, optional): Batch size (the benchmark's default when omitted).
+        workers (int, optional): Dataloader workers (the benchmark's default when omitted).
+        device (str): 'cpu', '0', ...
+        jobs (int): Checkpoints trained at the same time.
+        scale (str): Scale of the default models.
+    """
+    from .accuracy import TRAIN, sizes, train_settings
+    from .common import default_models
+
+    epochs, imgsz, train_images, val_images = sizes(quick, epochs, imgsz, train_images, val_images)
+    shared = train_settings(epochs, batch or TRAIN["batch"], TRAIN["workers"] if workers is None else workers)
+    settings = pretrain_settings(train_images, val_images, imgsz, shared)
+    models = models or default_models(scale)
+    paths = dict(zip(map(counterpart, map(model_name, models)), starts(models, settings, device, jobs).values()))
+    for m, path in paths.items():
+        print(f"{m}: {path}")
+    return paths
