@@ -125,24 +125,22 @@ def cmd_bench_speed(args: argparse.Namespace) -> None:
     )
 
 
+_BUDGET = ("quick", "epochs", "imgsz", "train_images", "val_images", "batch", "workers", "device", "jobs", "scale")
+
+
+def _budget(args: argparse.Namespace) -> dict:
+    """Return the models, sizes and training settings shared by `bench accuracy` and `bench pretrain`."""
+    return {"models": args.models or None, **{k: getattr(args, k) for k in _BUDGET}}
+
+
 def cmd_bench_accuracy(args: argparse.Namespace) -> None:
     """Train every model the same way and compare tiny-object AP."""
     from hsfpn_yolo.bench.accuracy import run
 
     run(
-        models=args.models or None,
+        **_budget(args),
         seeds=args.seeds,
         data=args.data,
-        epochs=args.epochs,
-        imgsz=args.imgsz,
-        batch=args.batch,
-        device=args.device,
-        train_images=args.train_images,
-        val_images=args.val_images,
-        quick=args.quick,
-        jobs=args.jobs,
-        workers=args.workers,
-        scale=args.scale,
         project=args.project,
         json_path=args.json,
         resume=not args.no_resume,
@@ -155,19 +153,7 @@ def cmd_bench_pretrain(args: argparse.Namespace) -> None:
     """Build the pretrained stock checkpoints that `bench accuracy --pretrained` starts from."""
     from hsfpn_yolo.bench.pretrain import run
 
-    run(
-        models=args.models or None,
-        quick=args.quick,
-        epochs=args.epochs,
-        imgsz=args.imgsz,
-        train_images=args.train_images,
-        val_images=args.val_images,
-        batch=args.batch,
-        workers=args.workers,
-        device=args.device,
-        jobs=args.jobs,
-        scale=args.scale,
-    )
+    run(**_budget(args))
 
 
 def cmd_bench_profile(args: argparse.Namespace) -> None:

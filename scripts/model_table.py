@@ -1,12 +1,15 @@
 """Print layers, parameters and GFLOPs at 640 for the stock baselines and every HS-FPN model, every scale.
 
 Usage: python scripts/model_table.py [--scales nsmlx] [--imgsz 640] [--families yolov8,yolo11,yolo26] [--lines]
+                                     [--hfp-out dw]
 
 Layers, parameters and the first GFLOPs column are the numbers of Ultralytics' own summary line (`model.info()`;
 thop counts convolutions and norms but not matrix products or attention); the second GFLOPs column is torch's
 `FlopCounterMode` on a real imgsz x imgsz forward (convolutions, matrix products and attention). Models are built
 unfused, as `YOLO(yaml)` builds them: the end-to-end YOLO26 heads count both branches (one-to-many and one-to-one).
-`--lines` prints the same numbers as the summary lines of the YAML headers instead of a Markdown table.
+`--lines` prints the same numbers as the summary lines of the YAML headers instead of a Markdown table. `--hfp-out dw`
+(or `pw`) adds a row after each model with HFP blocks: the same model with that cheaper output convolution in every
+HFP row (docs/hsfpn.md).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import torch
 import hsfpn_yolo  # noqa: F401  (registers the blocks)
 from hsfpn_yolo.bench.common import default_models, model_yaml
 from hsfpn_yolo.bench.speed import flops
-from ultralytics.nn.tasks import DetectionModel, OBBModel
+from hsfpn_yolo.nn import HFP
+from ultralytics.nn.tasks import DetectionModel, OBBModel, yaml_model_load
 from ultralytics.utils.torch_utils import model_info
 
 # Per family: the models listed at one scale, stock ones first ('yolo11{}-p2' has no stock YAML: not listed)
@@ -49,6 +53,19 @@ FAMILIES = {
 }
 
 
+def with_hfp_out(yaml_path: str, out: str) -> dict:
+    """Return the model dict of `yaml_path` (scale from its name) with option `out` set in every HFP row."""
+    d = yaml_model_load(yaml_path)
+    for row in d["backbone"] + d["head"]:
+        if row[2] == "HFP":
+            args = row[3]
+            if args and isinstance(args[-1], dict):
+                args[-1] = {**args[-1], "out": out}
+            else:
+                args.append({"out": out})
+    return d
+
+
 def main() -> None:
     """Print the table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,6 +73,7 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=640, help="input size for the GFLOPs columns")
     parser.add_argument("--families", default=",".join(FAMILIES), help=f"families to list, from {','.join(FAMILIES)}")
     parser.add_argument("--lines", action="store_true", help="print YAML-header summary lines instead of a table")
+    parser.add_argument("--hfp-out", choices=("dw", "pw"), default=None, help="also list HFP models with this out conv")
     args = parser.parse_args()
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     if unknown := set(families) - set(FAMILIES):
@@ -69,14 +87,20 @@ def main() -> None:
             for name in FAMILIES[family](scale):
                 cls = OBBModel if name.endswith("-obb") else DetectionModel
                 model = cls(model_yaml(name), verbose=False).eval()
-                layers, params, _, ul = model_info(model, imgsz=args.imgsz)
-                full = flops(model, args.imgsz)["gflops_full"]
-                if args.lines:
-                    print(
-                        f"{name}: {layers} layers, {params:,} parameters, {ul:.1f} GFLOPs (FlopCounterMode: {full:.1f})"
-                    )
-                else:
-                    print(f"| {name} | {layers} | {params:,} | {ul:.1f} | {full:.1f} |")
+                rows = [(name, model)]
+                if args.hfp_out and any(isinstance(m, HFP) for m in model.model):
+                    cfg = with_hfp_out(model_yaml(name), args.hfp_out)
+                    rows.append((f"{name} (HFP out: {args.hfp_out})", cls(cfg, verbose=False).eval()))
+                for label, m in rows:
+                    layers, params, _, ul = model_info(m, imgsz=args.imgsz)
+                    full = flops(m, args.imgsz)["gflops_full"]
+                    if args.lines:
+                        print(
+                            f"{label}: {layers} layers, {params:,} parameters, {ul:.1f} GFLOPs "
+                            f"(FlopCounterMode: {full:.1f})"
+                        )
+                    else:
+                        print(f"| {label} | {layers} | {params:,} | {ul:.1f} | {full:.1f} |")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .common import counterpart, model_name
+from .accuracy import TRAIN, fit, run_all, sizes, train_settings
+from .common import counterpart, default_models, model_name
 
 IMAGES_FACTOR = 3  # pretraining images per benchmark training image
 DATA_SEED = 1  # generator seed of the pretraining set (the benchmark's set uses 0)
@@ -96,8 +97,6 @@ def pretrain_one(model: str, settings: dict[str, Any], device: str = "cpu") -> s
         settings (dict): See `pretrain_settings`.
         device (str): 'cpu', '0', ...
     """
-    from .accuracy import fit
-
     dst = checkpoint_path(model, settings)
     data = pretrain_data(settings)
     project = dst.parent / "runs"
@@ -117,8 +116,6 @@ def starts(models: list[str], settings: dict[str, Any], device: str = "cpu", job
         device (str): 'cpu', '0', ...
         jobs (int): Checkpoints trained at the same time, each in its own process.
     """
-    from .accuracy import run_all
-
     stock = list(dict.fromkeys(counterpart(model_name(m)) for m in models))
     missing = [m for m in stock if not checkpoint_path(m, settings).is_file()]
     if missing:
@@ -145,8 +142,8 @@ def run(
     imgsz: int | None = None,
     train_images: int | None = None,
     val_images: int | None = None,
-    batch: int | None = None,
-    workers: int | None = None,
+    batch: int = TRAIN["batch"],
+    workers: int = TRAIN["workers"],
     device: str = "cpu",
     jobs: int = 2,
     scale: str = "n",
@@ -158,17 +155,14 @@ def run(
         models (list[str], optional): The benchmark's models (their stock counterparts are pretrained); default the
             four models at `scale`.
         quick, epochs, imgsz, train_images, val_images: The benchmark's sizes, as `bench accuracy` takes them.
-        batch (int, optional): Batch size (the benchmark's default when omitted).
-        workers (int, optional): Dataloader workers (the benchmark's default when omitted).
+        batch (int): Batch size.
+        workers (int): Dataloader workers.
         device (str): 'cpu', '0', ...
         jobs (int): Checkpoints trained at the same time.
         scale (str): Scale of the default models.
     """
-    from .accuracy import TRAIN, sizes, train_settings
-    from .common import default_models
-
     epochs, imgsz, train_images, val_images = sizes(quick, epochs, imgsz, train_images, val_images)
-    shared = train_settings(epochs, batch or TRAIN["batch"], TRAIN["workers"] if workers is None else workers)
+    shared = train_settings(epochs, batch, workers)
     settings = pretrain_settings(train_images, val_images, imgsz, shared)
     models = models or default_models(scale)
     paths = dict(zip(map(counterpart, map(model_name, models)), starts(models, settings, device, jobs).values()))
