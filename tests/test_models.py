@@ -220,3 +220,17 @@ def test_registration_builds_every_stock_yaml_exactly_as_pristine_ultralytics():
     assert ours["models"].keys() == pristine["models"].keys()
     for name, layers in pristine["models"].items():
         assert ours["models"][name] == layers, name
+
+
+@pytest.mark.parametrize("path", sorted((CFG / "study").glob("*.yaml")), ids=lambda p: p.stem)
+def test_study_yamls_build_and_run(path):
+    """Every YAML of the design study builds at n through Ultralytics' parser and runs forward; the study variants
+    of yolov8-hsfpn.yaml differ from it only as their names say."""
+    model = DetectionModel(str(path.with_name(path.name.replace("yolov8-", "yolov8n-", 1))), verbose=False).eval()
+    assert model(torch.rand(1, 3, 64, 64))[0].shape[1] == 4 + 80
+    gates = [float(m.scale.gamma.mean()) for m in model.model if isinstance(m, (HFP, SDP)) and m.scale is not None]
+    hfp_outs = [m.out for m in model.model if isinstance(m, HFP)]
+    if path.stem == "yolov8-hsfpn-open":
+        assert gates == [1.0, 1.0, 1.0]
+    if path.stem == "yolov8-hsfpn-dw":
+        assert len(hfp_outs) == 2 and all(o[0].groups == o[0].in_channels for o in hfp_outs) and gates == [0.0] * 3

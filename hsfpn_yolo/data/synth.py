@@ -2,7 +2,9 @@
 
 Five classes that differ in shape and colour (tens per image, 2-32 px, mean ~12 px) are scattered over cluttered
 aerial-like backgrounds with unlabelled distractors, then saved in the Ultralytics YOLO layout (with `obb=True` the
-labels are oriented boxes, `cls x1 y1 ... x4 y4`: the smallest rotated rectangle around each drawn object)::
+labels are oriented boxes, `cls x1 y1 ... x4 y4`: the smallest rotated rectangle around each drawn object). With
+`look="pretrain"` the objects are another task on the same kind of imagery (six other classes, shapes and colours,
+2-64 px), the pretraining set of `hsfpn-yolo bench pretrain`::
 
     dst/images/{train,val}/*.jpg  dst/labels/{train,val}/*.txt  dst/data.yaml  dst/synth.json
 
