@@ -128,7 +128,7 @@ def yaml_with(tmp_path, replace: dict, name="yolov8n-hsfpn-paper.yaml"):
         (
             {17: [-1, 1, "HFP", [True, 8, 1.5]]},
             r"layer 17 \(HFP\): ratio must be .* in \(0, 1\), got 1.5.*"
-            r"options, in order, are \['dct', 'patch', 'ratio', 'act', 'norm', 'gate'\]",
+            r"options, in order, are \['dct', 'patch', 'ratio', 'act', 'norm', 'gate', 'out'\]",
         ),
         ({17: [-1, 1, "HFP", [{"dct": True, "norm": "ln"}]]}, r"layer 17 \(HFP\): norm must be one of \('gn', 'bn'\)"),
         ({19: [[17, 18], 1, "SDP", [{"grid": 4, "act": "gelu"}]]}, r"layer 19 \(SDP\): act must be True, False"),
@@ -228,7 +228,9 @@ def test_study_yamls_build_and_run(path):
     of yolov8-hsfpn.yaml differ from it only as their names say."""
     model = DetectionModel(str(path.with_name(path.name.replace("yolov8-", "yolov8n-", 1))), verbose=False).eval()
     assert model(torch.rand(1, 3, 64, 64))[0].shape[1] == 4 + 80
-    gates = [float(m.scale.gamma.mean()) for m in model.model if isinstance(m, (HFP, SDP)) and m.scale is not None]
+    gates = [
+        float(m.scale.gamma.detach().mean()) for m in model.model if isinstance(m, (HFP, SDP)) and m.scale is not None
+    ]
     hfp_outs = [m.out for m in model.model if isinstance(m, HFP)]
     if path.stem == "yolov8-hsfpn-open":
         assert gates == [1.0, 1.0, 1.0]
