@@ -26,9 +26,9 @@ import multiprocessing
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from ..sizes import AP_KEYS
