@@ -56,12 +56,11 @@ def pretrain_settings(train_images: int, val_images: int, imgsz: int, train: dic
     }
 
 
-def pretrain_data(settings: dict[str, Any], root: str | Path | None = None) -> str:
-    """Generate (once) the pretraining set of `settings` and return its data YAML.
+def pretrain_data(settings: dict[str, Any]) -> str:
+    """Generate (once) the pretraining set of `settings` in Ultralytics' datasets folder and return its data YAML.
 
     Args:
         settings (dict): See `pretrain_settings`.
-        root (str | Path, optional): Parent folder; default Ultralytics' datasets folder.
     """
     from hsfpn_yolo.data.synth import generate
     from ultralytics.utils import SETTINGS
@@ -69,7 +68,7 @@ def pretrain_data(settings: dict[str, Any], root: str | Path | None = None) -> s
     s = settings
     name = f"hsfpn-pretrain-synth-{s['train']}-{s['val']}-{s['imgsz']}-s{s['data_seed']}"
     summary = generate(
-        Path(root or SETTINGS["datasets_dir"]) / name, s["train"], s["val"], s["imgsz"], s["data_seed"], look=s["look"]
+        Path(SETTINGS["datasets_dir"]) / name, s["train"], s["val"], s["imgsz"], s["data_seed"], look=s["look"]
     )
     return str(Path(summary["path"]) / "data.yaml")
 
