@@ -11,11 +11,15 @@ import sys
 
 # Ultralytics module -> the "our module:function"s that patch it once it has executed
 PATCHES = {
-    "ultralytics.nn.tasks": ("hsfpn_yolo.register:patch_tasks",),  # YAML parser, weight transfer, bare names
+    "ultralytics.nn.tasks": (
+        "hsfpn_yolo.register:patch_tasks",  # YAML parser, weight transfer, bare names
+        "hsfpn_yolo.nwd:patch_tasks",  # NWD assignment and box loss from the model YAML
+    ),
     "ultralytics.engine.exporter": ("hsfpn_yolo.export:patch_exporter",),  # the export check
     "ultralytics.utils.callbacks.base": (
         "hsfpn_yolo.metrics.hooks:patch_callbacks",  # tiny-object AP
         "hsfpn_yolo.gates:patch_callbacks",  # gate values while training
+        "hsfpn_yolo.nwd:patch_callbacks",  # NWD's constant: auto, measured on the training set
     ),
     "ultralytics.data.utils": ("hsfpn_yolo.lookup:patch_data_utils",),  # bare dataset YAML names
     "ultralytics.engine.trainer": ("hsfpn_yolo.gates:patch_trainer",),  # gates: no weight decay, never Muon

@@ -146,6 +146,7 @@ def cmd_bench_accuracy(args: argparse.Namespace) -> None:
         resume=not args.no_resume,
         reuse=tuple(args.reuse),
         pretrained=args.pretrained,
+        nwd=args.nwd,
     )
 
 
@@ -178,6 +179,18 @@ def cmd_bench_plot(args: argparse.Namespace) -> None:
 
     for path in plot(args.speed, args.accuracy, args.out):
         print(path)
+
+
+def _nwd_options(text: str) -> dict:
+    """Parse `assign=false,loss=0.3,constant=12.8` into NWD options (values as YAML reads them)."""
+    import yaml
+
+    pairs = [p.split("=", 1) for p in text.split(",") if p]
+    if any(len(p) != 2 for p in pairs):
+        raise argparse.ArgumentTypeError(
+            f"write NWD options as key=value,..., e.g. loss=0.3,constant=12.8; got {text!r}"
+        )
+    return {k.strip(): yaml.safe_load(v) for k, v in pairs}
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -238,6 +251,15 @@ def _bench_parsers(commands) -> None:
     _add_budget_args(p)
     p.add_argument("--data", default=None, metavar="YAML", help="data YAML (default: synthetic set)")
     p.add_argument("--pretrained", action="store_true", help="start from pretrained stock checkpoints (bench pretrain)")
+    p.add_argument(
+        "--nwd",
+        type=_nwd_options,
+        nargs="?",
+        const={},
+        default=None,
+        metavar="K=V,...",
+        help="train with NWD assignment and box loss; options assign, loss, constant (default true, 0.5, auto)",
+    )
     p.add_argument("--project", type=Path, default=Path("runs/bench/accuracy"), help="folder for the runs")
     p.add_argument("--json", type=Path, default=Path("runs/bench/accuracy.json"), metavar="PATH", help="results")
     p.add_argument("--no-resume", action="store_true", help="retrain runs already in --json with equal settings")

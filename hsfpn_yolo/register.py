@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-from . import lookup
+from . import lookup, nwd
 from ._autoload import wrap_once
 from .nn import BLOCKS, HFP, SDP, ConvBNAct, ConvReLU, DCTHighPass, LayerScale, Sum, fuse_blocks
 from .transfer import wrap_load
@@ -144,6 +144,7 @@ def wrap_parse_model(stock):
     def parse_model(d, ch, verbose=True):
         rows = d["backbone"] + d["head"]
         check_module_names(rows, stock.__globals__)
+        nwd.options(d)  # a bad `nwd` key fails when the model is built, not at the first training step
         if not any(row[2] in BLOCKS for row in rows):
             return stock(d, ch, verbose=verbose)
         channels = _layer_channels(d, ch, stock)

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from hsfpn_yolo.cli import build_parser
@@ -206,9 +207,11 @@ def speed_run(module_user):
 
 @pytest.fixture(scope="module")
 def accuracy_run(module_user):
-    """Run `bench accuracy` for yolov8n, one seed, one epoch on 4 + 2 synthetic images; return (process, JSON path)."""
+    """Run `bench accuracy --nwd` for yolov8n, one seed, one epoch on 4 + 2 synthetic images; return (process, JSON
+    path). (`bench pretrain` and `bench accuracy --pretrained` run without --nwd.)"""
     cwd, env = module_user
     args = ["bench", "accuracy", "--models", "yolov8n", "--seeds", 0, "--epochs", 1, "--imgsz", 64, "--batch", 2]
+    args += ["--nwd", "loss=0.3,assign=false"]
     args += ["--train-images", 4, "--val-images", 2, "--jobs", 1, "--workers", 0, "--json", "accuracy.json"]
     return run_hsfpn_yolo(args, cwd, env), cwd / "accuracy.json"
 
@@ -230,6 +233,11 @@ def test_bench_accuracy(accuracy_run):
     with open(path.with_suffix(".csv")) as f:
         assert [r["model"] for r in csv.DictReader(f)] == ["yolov8n"]
     assert "bench accuracy: yolov8n seed 0: AP " in proc.stdout
+    options = {"assign": False, "loss": 0.3, "constant": "auto"}
+    assert json.loads(path.read_text())["settings"]["nwd"] == options
+    assert f"- Label assignment and box loss: NWD {options}" in proc.stdout
+    trained = torch.load(Path(row["save_dir"], "weights", "last.pt"), weights_only=False)["model"].yaml["nwd"]
+    assert trained["loss"] == 0.3 and trained["assign"] is False and isinstance(trained["constant"], float)
 
 
 def test_bench_pretrain_then_accuracy_from_it(user):

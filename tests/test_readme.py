@@ -137,6 +137,17 @@ def exported(out: str, cwd: Path) -> None:
     assert "hsfpn-yolo: onnx: outputs match PyTorch" in out
 
 
+def trained_with_nwd(out: str, cwd: Path) -> None:
+    """Assert the NWD python block trained stock yolov8n (no tiny-object AP line: stock models opt in) with C measured
+    on the training set, and saved the options in its weights."""
+    import torch
+
+    assert re.search(r"NWD: assign=True, loss weight 0\.5, C = [\d.]+ px", out), out[-3000:]
+    (best,) = (cwd / "runs" / "detect").glob("train*/weights/best.pt")
+    options = torch.load(best, weights_only=False)["model"].yaml["nwd"]
+    assert options["loss"] == 0.5 and options["assign"] is True and options["constant"] > 0
+
+
 def python_walkthrough(out: str, cwd: Path) -> None:
     """Assert the python walkthrough trained, printed mAP and the tiny-object metrics, and exported a dynamic ONNX."""
     import onnx
@@ -169,6 +180,7 @@ RUNS = {
     "yolo predict model=runs/detect/train/weights/best.pt source=path/to/images": predicted,
     "yolo export model=runs/detect/train/weights/best.pt format=onnx": exported,
     'model = YOLO("yolov8s-hsfpn.yaml")': python_walkthrough,
+    'model = enable(YOLO("yolov8n.yaml"), loss=0.5)': trained_with_nwd,
     "yolo obb train model=yolo11n-hsfpn-obb.yaml data=tiny-synth-obb.yaml imgsz=320 epochs=3": trained_obb,
     "hsfpn-yolo synth datasets/tiny-synth-640 --train 1000 --val 200 --imgsz 640 --seed 0": synthesized(
         "datasets/tiny-synth-640", 5

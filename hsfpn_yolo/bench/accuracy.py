@@ -10,11 +10,13 @@ take about an hour for the four YOLOv8n-scale models with three seeds on 2 CPU c
 Ultralytics trains with one thread on such a machine); `--quick` is a shorter screening run, `--data` a real dataset.
 With `--pretrained` every model starts from its stock counterpart's checkpoint, pretrained once on a different
 synthetic task (`hsfpn_yolo.bench.pretrain`), as users fine-tune pretrained weights; without it, from random weights.
+With `--nwd` every model trains with NWD label assignment and box loss (`hsfpn_yolo.nwd`), set through the Python API.
 
 Examples:
     hsfpn-yolo bench accuracy --seeds 0,1,2                      # synthetic set, four models, CPU
     hsfpn-yolo bench accuracy --quick --models yolov8n,yolov8n-hsfpn
     hsfpn-yolo bench accuracy --pretrained --models yolov8n,yolov8n-finepath,yolov8n-hsfpn
+    hsfpn-yolo bench accuracy --nwd --models yolov8n,yolov8n-p2 --json runs/bench/accuracy-nwd.json
     hsfpn-yolo bench accuracy --data cfg/datasets/AI-TOD.yaml --epochs 100 --imgsz 800 --device 0 --jobs 1
 """
 
@@ -110,6 +112,7 @@ def fit(
     train: dict[str, Any],
     name: str | None = None,
     weights: str | None = None,
+    nwd: dict[str, Any] | None = None,
 ) -> tuple[Any, EpochClock]:
     """Train one model with one seed and the shared settings, as every benchmark run does.
 
@@ -123,6 +126,7 @@ def fit(
         train (dict): Shared training settings, see `train_settings`.
         name (str, optional): Run folder inside `project`; default '{model}-s{seed}'.
         weights (str, optional): Checkpoint to start from (Ultralytics' `pretrained=`); default random weights.
+        nwd (dict, optional): NWD assignment and loss options (`hsfpn_yolo.nwd.DEFAULTS`); default the stock loss.
 
     Returns:
         (tuple): The trained YOLO object (`.metrics`: its final validation, with `.tiny`) and its `EpochClock`,
@@ -132,6 +136,10 @@ def fit(
     from ultralytics import YOLO
 
     yolo = enable_tiny_metrics(YOLO(model_yaml(model)))  # HS-FPN models report it anyway; stock ones opt in
+    if nwd is not None:
+        from hsfpn_yolo.nwd import enable
+
+        enable(yolo, **nwd)
     clock = EpochClock()
     clock.attach(yolo)
     t = time.perf_counter()
@@ -163,9 +171,10 @@ def train_one(
     project: Path,
     train: dict[str, Any],
     weights: str | None = None,
+    nwd: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one model with one seed and the shared settings (`fit`); return its final tiny-object AP and timings."""
-    yolo, clock = fit(model, seed, data, imgsz, device, project, train, weights=weights)
+    yolo, clock = fit(model, seed, data, imgsz, device, project, train, weights=weights, nwd=nwd)
     metrics = yolo.metrics
     tiny = getattr(metrics, "tiny", None) or {}
     return {
@@ -393,6 +402,7 @@ def run(
     resume: bool = True,
     reuse: tuple[str | Path, ...] = (),
     pretrained: bool = False,
+    nwd: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train each model with each seed under the same settings; print and save per-seed rows and per-model spreads.
 
@@ -417,6 +427,7 @@ def run(
             `resume` (e.g. of a benchmark run alongside in another process).
         pretrained (bool): Start every model from its stock counterpart's pretrained checkpoint (built first where
             missing, see `hsfpn_yolo.bench.pretrain`) instead of random weights.
+        nwd (dict, optional): Train every model with NWD assignment and box loss, these options (`hsfpn_yolo.nwd`).
 
     Returns:
         (dict): {'env', 'settings', 'runs', 'summary'}.
@@ -426,6 +437,10 @@ def run(
     seeds = list(dict.fromkeys(int(s) for s in seeds))
     if not seeds:
         raise ValueError("give at least one training seed, e.g. --seeds 0,1,2")
+    if nwd is not None:  # checked before any data is made; defaults filled in, so equal options compare equal
+        from hsfpn_yolo.nwd import KEY, options
+
+        nwd = options({KEY: nwd})
     data = data or synth_data(train_images, val_images, imgsz, SYNTH["seed"])
     shared = train_settings(epochs, batch, workers)
     settings = {**shared, "imgsz": imgsz, "data": data, "device": device}
@@ -435,6 +450,8 @@ def run(
 
         settings["pretrained"] = pretrain_settings(train_images, val_images, imgsz, shared)
         weights = starts(models, settings["pretrained"], device, jobs)
+    if nwd is not None:  # likewise only then
+        settings["nwd"] = nwd
     env = environment()
     wanted = {(model_name(m), s) for m in models for s in seeds}
     # Everything already in `json_path` stays (the file accumulates); from other files only the pairs asked for
@@ -460,7 +477,8 @@ def run(
             save_json(json_path, out)
             save_csv(Path(json_path).with_suffix(".csv"), runs)
 
-    run_all(train_one, [(m, s, data, imgsz, device, project, shared, weights[m]) for m, s in todo], jobs, record)
+    calls = [(m, s, data, imgsz, device, project, shared, weights[m], nwd) for m, s in todo]
+    run_all(train_one, calls, jobs, record)
     order = {(model_name(m), s): i for i, (s, m) in enumerate((s, m) for s in seeds for m in models)}
     runs.sort(key=lambda r: order.get((r["model"], r["seed"]), len(order)))
     out = {"env": env, "settings": settings, "jobs": jobs, "runs": runs, "summary": summarize(runs)}
@@ -482,6 +500,8 @@ def markdown(out: dict[str, Any]) -> str:
         else "random weights"
     )
     lines = [header(out["env"]), f"- Start: {start}", f"- Settings: {out['settings']}"]
+    if out["settings"].get("nwd"):
+        lines.insert(2, f"- Label assignment and box loss: NWD {out['settings']['nwd']} (`hsfpn_yolo.nwd`)")
     if threads:
         lines.append(f"- torch threads per run (Ultralytics sets them): {', '.join(map(str, threads))}")
     text = "\n## Accuracy\n\n" + "\n".join(lines) + "\n\nMean ± standard deviation (min–max) over the seeds:\n\n"
