@@ -10,9 +10,8 @@ a pretrained file are listed, in its order. A (model, seed) run found in several
 from __future__ import annotations
 
 import argparse
-import json
 
-from hsfpn_yolo.bench.accuracy import summarize
+from hsfpn_yolo.bench.accuracy import runs_in, summarize
 
 SHOWN = ("AP", "AP_vt", "AP_t", "AP_s")
 
@@ -30,16 +29,11 @@ def main() -> None:
     parser.add_argument("--alias", nargs="*", default=[], metavar="OLD=NEW", help="rename from-scratch models")
     args = parser.parse_args()
     alias = dict(a.split("=", 1) for a in args.alias)
-    runs: dict[tuple[str, int], dict] = {}
-    for path in args.scratch:  # a run listed in several files (one benchmark reused by another) counts once
-        for r in json.load(open(path))["runs"]:
-            model = alias.get(r["model"], r["model"])
-            runs.setdefault((model, r["seed"]), {**r, "model": model})
-    scratch = {s["model"]: s for s in summarize(list(runs.values()))}
+    scratch = {s["model"]: s for s in summarize(runs_in(args.scratch, alias))}
     print("| model | " + " | ".join(f"{k} scratch | {k} pretrained" for k in SHOWN) + " |")
     print("|---|" + "---:|" * 2 * len(SHOWN))
     for path in args.pretrained:
-        for s in summarize(json.load(open(path))["runs"]):
+        for s in summarize(runs_in([path])):
             base = scratch.get(s["model"], {})
             print(f"| {s['model']} | " + " | ".join(f"{cell(base.get(k))} | {cell(s[k])}" for k in SHOWN) + " |")
 

@@ -335,6 +335,24 @@ def _load_done(paths: list[str | Path], settings: dict[str, Any]) -> list[dict[s
     return list(runs.values())
 
 
+def runs_in(paths: list[str | Path], alias: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Return the runs of several results JSONs, a (model, seed) pair found in more than one file counted once.
+
+    Args:
+        paths (list[str | Path]): `bench accuracy` results JSONs.
+        alias (dict, optional): Model renames (e.g. a study YAML that later shipped under another name).
+    """
+    import json
+
+    alias = alias or {}
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    for path in paths:
+        for r in json.loads(Path(path).read_text(encoding="utf-8"))["runs"]:
+            model = alias.get(r["model"], r["model"])
+            runs.setdefault((model, r["seed"]), {**r, "model": model})
+    return list(runs.values())
+
+
 def sizes(
     quick: bool = False,
     epochs: int | None = None,
