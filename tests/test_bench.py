@@ -273,3 +273,26 @@ def test_pretrained_starts_follow_the_stock_counterpart(tmp_path, monkeypatch):
     starts = pretrain.starts(models, settings, jobs=1)
     p3, p2 = (str(pretrain.checkpoint_path(m, settings)) for m in ("yolov8n", "yolov8n-p2"))
     assert starts == {"yolov8n-hsfpn": p3, "yolov8n-finepath-p2": p2, "yolov8n": p3, models[3]: p3}
+
+
+def test_option_effect_compares_each_model_without_and_with(tmp_path):
+    """`scripts/option_effect.py` merges the files of each side (a pair in two files counts once), renames by alias
+    and prints each model's spreads and the difference of the means with its standard error."""
+    from tests.conftest import REPO
+
+    def results(path, rows):
+        runs = [
+            {"model": m, "seed": s, "AP": ap, "AP_vt": ap, "AP_t": ap, "AP_s": ap, "params": 1} for m, s, ap in rows
+        ]
+        path.write_text(json.dumps({"runs": runs}))
+        return str(path)
+
+    old = results(tmp_path / "a.json", [("m-old", 0, 0.10), ("m-old", 1, 0.12), ("other", 0, 0.5)])
+    again = results(tmp_path / "b.json", [("m-old", 1, 0.99), ("m-old", 2, 0.14)])  # seed 1 is a.json's
+    new = results(tmp_path / "c.json", [("m", 0, 0.20), ("m", 1, 0.22), ("m", 2, 0.24)])
+    script = REPO / "scripts" / "option_effect.py"
+    argv = [sys.executable, str(script), "--without", old, again, "--with", new, "--alias", "m-old=m"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    # without: 0.10, 0.12, 0.14 (mean 0.12, sd 0.02); with: 0.22 ± 0.02; se = sqrt(2 * 0.02² / 3) = 0.0163
+    row = "| m | AP | 0.120 ± 0.020 (0.100–0.140) | 0.220 ± 0.020 (0.200–0.240) | +0.100 ± 0.016 (gain) |"
+    assert row in out.splitlines() and "other" not in out
