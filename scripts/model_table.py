@@ -37,17 +37,23 @@ FAMILIES = {
     ],
     "yolo11": lambda s: [
         f"yolo11{s}",
+        f"yolo11{s}-finepath",
         f"yolo11{s}-hsfpn",
+        f"yolo11{s}-finepath-p2",
         f"yolo11{s}-hsfpn-p2",
         f"yolo11{s}-obb",
+        f"yolo11{s}-finepath-obb",
         f"yolo11{s}-hsfpn-obb",
     ],
     "yolo26": lambda s: [
         f"yolo26{s}",
+        f"yolo26{s}-finepath",
         f"yolo26{s}-hsfpn",
         f"yolo26{s}-p2",
+        f"yolo26{s}-finepath-p2",
         f"yolo26{s}-hsfpn-p2",
         f"yolo26{s}-obb",
+        f"yolo26{s}-finepath-obb",
         f"yolo26{s}-hsfpn-obb",
     ],
 }

@@ -1,5 +1,6 @@
-"""The YOLO11 and YOLO26 HS-FPN models (detect, P2, OBB) are the stock model with the HS-FPN rows inserted: every
-scale builds, every stock layer has its counterpart, and a stock checkpoint makes the model compute the stock one."""
+"""The YOLO11 and YOLO26 HS-FPN models (detect, P2, OBB) are the stock model with the HS-FPN rows inserted, and the
+finepath models the stock model with yolov8-finepath's path alone: every scale builds, every stock layer has its
+counterpart, and a stock checkpoint makes the model compute the stock one."""
 
 import os
 import subprocess
@@ -13,7 +14,7 @@ import yaml
 import hsfpn_yolo  # noqa: F401  (registers the blocks)
 from hsfpn_yolo.bench.common import open_gates
 from hsfpn_yolo.nn import HFP, SDP
-from hsfpn_yolo.transfer import layer_map
+from hsfpn_yolo.transfer import is_hsfpn, layer_map
 from tests.conftest import CFG
 from tests.helpers import (
     BIN,
@@ -38,7 +39,15 @@ FAMILIES = {
     "yolo26{}-hsfpn-p2.yaml": ("yolo26{}-p2.yaml", 1, 1, 22),
     "yolo11{}-hsfpn-obb.yaml": ("yolo11{}-obb.yaml", 2, 1, 20),
     "yolo26{}-hsfpn-obb.yaml": ("yolo26{}-obb.yaml", 2, 1, 20),
+    # block-free: yolov8-finepath's stride-2 Conv of C2 (C1 for P2) alone, appended to the finest top-down node
+    "yolo11{}-finepath.yaml": ("yolo11{}.yaml", 0, 0, 17),
+    "yolo26{}-finepath.yaml": ("yolo26{}.yaml", 0, 0, 17),
+    "yolo11{}-finepath-p2.yaml": ("yolo11{}-p2.yaml", 0, 0, 20),
+    "yolo26{}-finepath-p2.yaml": ("yolo26{}-p2.yaml", 0, 0, 20),
+    "yolo11{}-finepath-obb.yaml": ("yolo11{}-obb.yaml", 0, 0, 17),
+    "yolo26{}-finepath-obb.yaml": ("yolo26{}-obb.yaml", 0, 0, 17),
 }
+FINEPATH = [f for f in FAMILIES if "finepath" in f]
 
 # YOLO11 extended to P2 the way yolov8-p2.yaml extends yolov8.yaml (as yolo26-p2.yaml does for YOLO26), YOLO11's C3k2
 # args: the stock model yolo11-hsfpn-p2.yaml is built on. Rows after YOLO11's layer 16 (its P3 node).
@@ -85,7 +94,8 @@ def build(yaml_file: str) -> DetectionModel:
 @pytest.mark.parametrize("family", FAMILIES)
 def test_models_are_the_stock_model_with_blocks_inserted(family, scale, yolo11_p2):
     """Every stock layer with weights has a counterpart of its type and tensor shapes (the one node whose Concat gets
-    the appended path reads more channels in its first conv, nothing else changes); the HS-FPN blocks are gated."""
+    the appended path reads more channels in its first conv, nothing else changes); the HS-FPN blocks are gated (the
+    finepath models have none and carry `hsfpn_yolo: true`); a forward pass gives the stock model's output shapes."""
     model = build(str(CFG / family.format(scale)))
     stock = build(stock_yaml(family, scale, yolo11_p2))
     _, hfp, sdp, node = FAMILIES[family]
@@ -99,6 +109,40 @@ def test_models_are_the_stock_model_with_blocks_inserted(family, scale, yolo11_p
     assert sum(isinstance(m, HFP) for m in blocks) == hfp and sum(isinstance(m, SDP) for m in blocks) == sdp
     assert all(m.scale is not None and not m.scale.gamma.any() for m in blocks)  # gated, closed at the start
     assert model.stride.tolist() == ([4.0, 8.0, 16.0, 32.0] if "p2" in family else [8.0, 16.0, 32.0])
+    assert is_hsfpn(model) and not is_hsfpn(stock) and model.yaml.get("hsfpn_yolo") is (True if not blocks else None)
+    x = torch.rand(1, 3, 128, 96)
+    with torch.inference_mode():
+        shapes = [[t.shape for t in tensors(m.eval()(x))] for m in (model, stock)]
+    assert shapes[0] == shapes[1] and len(shapes[0]) > 2
+
+
+@pytest.mark.parametrize("family", FINEPATH)
+def test_finepath_path_is_yolov8_finepaths_conv(family):
+    """The path is the row of yolov8-finepath(-p2).yaml: the same stride-2 Conv of the same backbone level (C2, or C1
+    for P2), at YOLOv8's width (half of YOLO11/26's C2), so it costs about what it costs there; appended last."""
+    ours = yaml.safe_load((CFG / family.format("")).read_text())
+    v8 = yaml.safe_load((CFG / ("yolov8-finepath-p2.yaml" if "p2" in family else "yolov8-finepath.yaml")).read_text())
+    rows, node = ours["backbone"] + ours["head"], FAMILIES[family][3]
+    concat = rows[node - 1]
+    assert concat[2] == "Concat" and len(concat[0]) == 3
+    path = rows[concat[0][-1]]
+    v8_rows = v8["backbone"] + v8["head"]
+    v8_path = next(v8_rows[r[0][-1]] for r in v8_rows if r[2] == "Concat" and len(r[0]) == 3)
+    assert path == v8_path == [0 if "p2" in family else 2, 1, "Conv", [64 if "p2" in family else 128, 3, 2]]
+    assert ours["hsfpn_yolo"] is True and not any(r[2] in ("HFP", "SDP") for r in rows)
+
+
+@pytest.mark.parametrize("family", FINEPATH)
+def test_finepath_bare_names_resolve_from_any_directory(family, tmp_path, monkeypatch):
+    """'yolo26n-finepath.yaml' ... 'yolo26x-finepath.yaml' load the packaged YAML at their scale from a folder with no
+    cfg/, and the n scale builds as the task of its stock model."""
+    monkeypatch.chdir(tmp_path)
+    packaged = yaml.safe_load((CFG / family.format("")).read_text())
+    for scale in "nsmlx":
+        d = yaml_model_load(family.format(scale))
+        assert d.pop("scale") == scale and d.pop("yaml_file") == family.format(scale) and d == packaged
+    model = YOLO(family.format("n"))
+    assert model.task == ("obb" if "obb" in family else "detect") and model.model.yaml["hsfpn_yolo"] is True
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -126,14 +170,18 @@ def test_every_stock_tensor_transfers_and_the_model_starts_as_the_stock_one(fami
             torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-3)
 
 
-def test_yolo11_p2_takes_the_backbone_and_top_down_nodes_of_a_stock_yolo11(tmp_path):
-    """Ultralytics ships no YOLO11-p2: a stock yolo11n checkpoint gives yolo11n-hsfpn-p2 its layers 0-16 (backbone,
-    N4 node, P3 top-down node), each into its counterpart."""
+@pytest.mark.parametrize(
+    "name, moved",
+    [("yolo11n-hsfpn-p2.yaml", {14: 16, 15: 17, 16: 18}), ("yolo11n-finepath-p2.yaml", {})],
+)
+def test_yolo11_p2_takes_the_backbone_and_top_down_nodes_of_a_stock_yolo11(name, moved, tmp_path):
+    """Ultralytics ships no YOLO11-p2: a stock yolo11n checkpoint gives yolo11n-hsfpn-p2 and yolo11n-finepath-p2 their
+    layers 0-16 (backbone, N4 node, P3 top-down node), each into its counterpart."""
     stock = stock_checkpoint("yolo11n.yaml", tmp_path / "stock.pt")
-    model = YOLO(str(CFG / "yolo11n-hsfpn-p2.yaml"))
+    model = YOLO(str(CFG / name))
     model.load(tmp_path / "stock.pt")
     mapping = layer_map(stock.model, model.model)
-    assert {i: mapping[i] for i in range(17)} == {**{i: i for i in range(14)}, 14: 16, 15: 17, 16: 18}
+    assert {i: mapping[i] for i in range(17)} == {**{i: i for i in range(17)}, **moved}
     ours = model.model.state_dict()
     for k, v in stock.model.state_dict().items():
         i = int(k.split(".")[1])
@@ -153,6 +201,8 @@ def test_train_mode_backward_reaches_every_block(family):
     [
         ("detect", "yolo26n-hsfpn.yaml", "tiny-synth.yaml", 5),
         ("obb", "yolo11n-hsfpn-obb.yaml", "tiny-synth-obb.yaml", 9),
+        ("detect", "yolo11n-finepath-p2.yaml", "tiny-synth.yaml", 5),
+        ("obb", "yolo26n-finepath-obb.yaml", "tiny-synth-obb.yaml", 9),
     ],
 )
 def test_yolo_cli_trains_a_bare_model_name_on_the_generated_dataset(task, model, data, columns, tmp_path):
@@ -168,7 +218,8 @@ def test_yolo_cli_trains_a_bare_model_name_on_the_generated_dataset(task, model,
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
     assert (tmp_path / "runs" / "t" / "weights" / "best.pt").is_file()
-    assert "hsfpn_yolo.nn.hfp.HFP" in log and "hsfpn_yolo.nn.sdp.SDP" in log  # the layer table shows our blocks
+    blocks = "hsfpn_yolo.nn.hfp.HFP" in log and "hsfpn_yolo.nn.sdp.SDP" in log  # the layer table shows our blocks
+    assert blocks == ("hsfpn" in model)  # the finepath models have none
     labels = tmp_path / "datasets" / Path(data).stem / "labels" / "train"
     rows = [line.split() for f in labels.glob("*.txt") for line in f.read_text().splitlines()]
     assert len(list(labels.glob("*.txt"))) == 8 and rows and all(len(r) == columns for r in rows)
