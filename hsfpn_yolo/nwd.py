@@ -12,7 +12,8 @@ it to the dataset's average absolute object size.
 A detect model whose YAML has the top-level key
 
     nwd:
-      assign: true     # NWD instead of CIoU in the assigner's alignment metric (and so in the soft class targets)
+      assign: true     # NWD instead of CIoU in the assigner's alignment metric (and so in the soft class targets);
+                       # max: the larger of the two; false: CIoU, as stock
       loss: 0.5        # w: box loss = (1 - w) * (1 - CIoU) + w * (1 - NWD); DFL unchanged
       constant: auto   # C in pixels; auto: the training set's mean sqrt(w * h) at the training image size
 
@@ -34,6 +35,7 @@ from torch import nn
 
 KEY = "nwd"
 DEFAULTS = {"assign": True, "loss": 0.5, "constant": "auto"}
+ASSIGN = (True, False, "max")  # alignment metric: NWD, CIoU (stock), or the larger of the two
 EPS = 1e-7  # inside the square root: finite gradient for identical boxes
 
 
@@ -71,8 +73,8 @@ def options(yaml: dict[str, Any] | None) -> dict[str, Any] | None:
             f"model YAML key '{KEY}': unknown option(s) {sorted(unknown)}; the options are {list(DEFAULTS)}."
         )
     out = {**DEFAULTS, **value}
-    if not isinstance(out["assign"], bool):
-        raise ValueError(f"model YAML key '{KEY}': assign must be true or false, not {out['assign']!r}.")
+    if out["assign"] not in ASSIGN:
+        raise ValueError(f"model YAML key '{KEY}': assign must be true, false or max, not {out['assign']!r}.")
     if isinstance(out["loss"], bool) or not isinstance(out["loss"], (int, float)) or not 0 <= out["loss"] <= 1:
         raise ValueError(f"model YAML key '{KEY}': loss is the NWD weight w in [0, 1], not {out['loss']!r}.")
     c = out["constant"]
@@ -152,13 +154,17 @@ def nwd_assigner(stock_cls: type) -> type:
     """Return the subclass of an Ultralytics assigner class whose alignment metric is NWD instead of CIoU."""
 
     class NWDAssigner(stock_cls):
-        """TaskAlignedAssigner scoring box alignment by NWD (pixel boxes) instead of CIoU."""
+        """TaskAlignedAssigner scoring box alignment by NWD (pixel boxes) instead of CIoU, or by the larger of both."""
 
-        nwd_constant = 1.0
+        nwd_constant, nwd_max = 1.0, False
 
         def iou_calculation(self, gt_bboxes, pd_bboxes):
-            """Return the NWD of each (ground truth, prediction) pair, as the stock method returns CIoU."""
-            return nwd(gt_bboxes, pd_bboxes, self.nwd_constant).to(pd_bboxes.dtype)
+            """Return the NWD of each (ground truth, prediction) pair (or its maximum with the stock CIoU)."""
+            similarity = nwd(gt_bboxes, pd_bboxes, self.nwd_constant).to(pd_bboxes.dtype)
+            # NWD falls exponentially with the distance, CIoU only polynomially: far-off early predictions keep a target
+            return (
+                torch.maximum(similarity, super().iou_calculation(gt_bboxes, pd_bboxes)) if self.nwd_max else similarity
+            )
 
     NWDAssigner.__qualname__ = NWDAssigner.__name__ = f"NWD{stock_cls.__name__}"
     return NWDAssigner
@@ -189,6 +195,7 @@ def apply(criterion, opts: dict[str, Any], model_name: str) -> None:
         if opts["assign"]:
             loss.assigner.__class__ = nwd_assigner(type(loss.assigner))
             loss.assigner.nwd_constant = float(opts["constant"])
+            loss.assigner.nwd_max = opts["assign"] == "max"
         if opts["loss"] > 0:
             loss.bbox_loss = NWDBoxLoss(loss.bbox_loss, float(opts["loss"]), float(opts["constant"]))
 

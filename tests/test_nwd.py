@@ -73,6 +73,21 @@ def test_nwd_assigner_gives_a_tiny_ground_truth_more_positives(shift):
     assert targets[False].sum() > targets[True].sum()
 
 
+def test_max_assigner_scores_each_pair_by_the_larger_of_nwd_and_ciou():
+    """`assign: max` takes CIoU where it is larger (far-off predictions: CIoU falls polynomially, NWD exponentially)
+    and NWD where that is larger (a tiny box a pixel off)."""
+    from ultralytics.utils.metrics import bbox_iou
+
+    gt = torch.tensor([[0.0, 0.0, 6.0, 6.0], [0.0, 0.0, 3.0, 3.0]])
+    pred = torch.tensor([[-100.0, -100.0, 106.0, 106.0], [1.0, 1.0, 4.0, 4.0]])  # huge box around; 1 px off
+    assigner = nwd.nwd_assigner(TaskAlignedAssigner)(topk=10, num_classes=2)
+    assigner.nwd_constant, assigner.nwd_max = 4.0, True
+    ciou = bbox_iou(gt, pred, xywh=False, CIoU=True).squeeze(-1).clamp(0)
+    similarity = nwd.nwd(gt, pred, 4.0)
+    assert ciou[0] > similarity[0] and similarity[1] > ciou[1]
+    torch.testing.assert_close(assigner.iou_calculation(gt, pred), torch.maximum(ciou, similarity))
+
+
 def test_nwd_box_loss_blends_with_the_stock_term():
     """w = 0 is the stock loss; w = 1 is the score-weighted mean of 1 - NWD over positives in pixels; DFL unchanged."""
     torch.manual_seed(0)
@@ -170,7 +185,7 @@ def test_the_key_switches_assigner_and_box_loss(tmp_path, base):
         ({"los": 0.5}, r"unknown option\(s\) \['los'\]"),
         ({"loss": 1.5}, r"loss is the NWD weight w in \[0, 1\]"),
         ({"constant": 0}, r"constant is C in pixels \(> 0\) or 'auto'"),
-        ({"assign": "yes"}, r"assign must be true or false"),
+        ({"assign": "yes"}, r"assign must be true, false or max"),
         ("on", r"must be true or a mapping"),
     ],
 )
