@@ -37,7 +37,8 @@ test-slow: $(DEPLOY_STAMP)
 # its own folder that PYTHONPATH puts first (docs/compatibility.md); some releases also ship a top-level `tests`
 # package, removed there so that ours is the one imported. The newest is skipped when .venv already has it.
 COMPAT_LOWEST := 8.4.0
-COMPAT_TESTS := tests/test_first_import.py tests/test_export_check.py tests/test_registration.py tests/test_train_export.py
+COMPAT_TESTS := tests/test_first_import.py tests/test_export_check.py tests/test_registration.py tests/test_train_export.py \
+	tests/test_nwd.py
 COMPAT_DIR := $(VENV)/compat
 
 test-compat: $(STAMP)
