@@ -5,7 +5,8 @@ Usage: python scripts/option_effect.py --without A.json [B.json ...] --with C.js
 For every model in the --with files (in their order) that the --without files also hold: mean ± standard deviation
 (min–max) over the seeds without and with the option, and the difference of the means ± its standard error with the
 benchmark's verdict (gain/loss beyond twice the error, noise otherwise), for AP, AP_vt, AP_t and AP_s; then the ratio
-of the mean training time per epoch (wall time: compare it only between runs made under the same load). `--alias` renames models of the --without files. A (model, seed) run found in
+of the mean training time per epoch (wall time: compare it only between runs made under the same load). `--short`
+prints one row per model instead: AP without and with, and the differences. `--alias` renames models of the --without files. A (model, seed) run found in
 several files of one side counts once. Example (NWD assignment and loss, pretrained start):
 
     python scripts/option_effect.py --without docs/study/pretrained.json docs/study/pretrained-p2.json \\
@@ -40,9 +41,18 @@ def main() -> None:
     parser.add_argument("--without", nargs="+", required=True, help="results trained without the option")
     parser.add_argument("--with", dest="with_", nargs="+", required=True, help="results trained with it")
     parser.add_argument("--alias", nargs="*", default=[], metavar="OLD=NEW", help="rename --without models")
+    parser.add_argument("--short", action="store_true", help="one row per model: AP without and with, then the Δs")
     args = parser.parse_args()
     without = {s["model"]: s for s in summarize(runs_in(args.without, dict(a.split("=", 1) for a in args.alias)))}
     with_ = [s for s in summarize(runs_in(args.with_)) if s["model"] in without]
+    if args.short:
+        print("| model | AP without | AP with | " + " | ".join(f"Δ{k}" for k in SHOWN) + " |")
+        print("|---|---:|---:|" + "---:|" * len(SHOWN))
+        for s in with_:
+            base = without[s["model"]]
+            cells = [spread_cell(base["AP"]), spread_cell(s["AP"]), *(delta_cell(s[k], base[k]) for k in SHOWN)]
+            print(f"| {s['model']} | " + " | ".join(cells) + " |")
+        return
     print("| model | metric | without | with | Δ (with − without) |")
     print("|---|---|---:|---:|---:|")
     for s in with_:

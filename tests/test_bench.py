@@ -296,3 +296,10 @@ def test_option_effect_compares_each_model_without_and_with(tmp_path):
     # without: 0.10, 0.12, 0.14 (mean 0.12, sd 0.02); with: 0.22 ± 0.02; se = sqrt(2 * 0.02² / 3) = 0.0163
     row = "| m | AP | 0.120 ± 0.020 (0.100–0.140) | 0.220 ± 0.020 (0.200–0.240) | +0.100 ± 0.016 (gain) |"
     assert row in out.splitlines() and "other" not in out
+    short = subprocess.run([*argv, "--short"], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert (
+        short[2]
+        == "| m | 0.120 ± 0.020 (0.100–0.140) | 0.220 ± 0.020 (0.200–0.240) | "
+        + " | ".join(["+0.100 ± 0.016 (gain)"] * 4)
+        + " |"
+    )
