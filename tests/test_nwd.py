@@ -212,7 +212,7 @@ def test_enable_sets_the_key_on_a_yolo_object_without_touching_its_yaml_dict():
     model = YOLO("yolov8n.yaml")
     before = model.model.yaml
     nwd.enable(model, loss=0.3)
-    assert nwd.options(model.model.yaml) == {"assign": True, "loss": 0.3, "constant": "auto"} and "nwd" not in before
+    assert nwd.options(model.model.yaml) == {"assign": "max", "loss": 0.3, "constant": "auto"} and "nwd" not in before
     nwd.enable(model, constant=5.0)
     assert nwd.options(model.model.yaml)["constant"] == 5.0 and nwd.options(model.model.yaml)["loss"] == 0.3
     carried = [c for c in model.callbacks["on_pretrain_routine_end"] if getattr(c, "func", None) is nwd.carry_options]
@@ -257,7 +257,7 @@ def test_yolo_train_with_the_key_then_resume(tmp_path):
     args = "dict(data='tiny-synth.yaml', epochs=2, imgsz=64, batch=4, workers=0, device='cpu', plots=False, name='n')"
     log, first = _train(cwd, env, _yaml_with(tmp_path, True), "stop", args)
     assert "stopped" in log and len(first) == 1, log[-3000:]
-    head = "criterion: NWDTaskAlignedAssigner NWDBoxLoss {'assign': True, 'loss': 0.5, 'constant': "
+    head = "criterion: NWDTaskAlignedAssigner NWDBoxLoss {'assign': 'max', 'loss': 0.5, 'constant': "
     assert first[0].startswith(head) and "C = " in log and "px (mean box size of the train set)" in log
     constant = float(first[0].removeprefix(head).rstrip("}"))
     assert 1 < constant < 64
