@@ -258,7 +258,7 @@ def _bench_parsers(commands) -> None:
         const={},
         default=None,
         metavar="K=V,...",
-        help="train with NWD assignment and box loss; options assign, loss, constant (default max, 0.5, auto)",
+        help="train with NWD assignment and box loss; options assign, loss, constant (default false, 0.5, auto)",
     )
     p.add_argument("--project", type=Path, default=Path("runs/bench/accuracy"), help="folder for the runs")
     p.add_argument("--json", type=Path, default=Path("runs/bench/accuracy.json"), metavar="PATH", help="results")

@@ -12,18 +12,18 @@ it to the dataset's average absolute object size.
 A detect model whose YAML has the top-level key
 
     nwd:
-      assign: max      # the larger of NWD and CIoU in the assigner's alignment metric (and so in the soft class
-                       # targets); true: NWD alone; false: CIoU, as stock
+      assign: false    # the assigner's alignment metric (and so the soft class targets): false: CIoU, as stock;
+                       # true: NWD; max: the larger of NWD and CIoU per pair
       loss: 0.5        # w: box loss = (1 - w) * (1 - CIoU) + w * (1 - NWD); DFL unchanged
       constant: auto   # C in pixels; auto: the training set's mean sqrt(w * h) at the training image size
 
-(or `nwd: true` for these defaults) trains with them. `assign: true` leaves far-off early predictions without
-targets (NWD falls exponentially with the distance) and stalled training from scratch, hence the default `max`
-(docs/benchmarks.md). `init_criterion` is wrapped so that the stock criterion gets the NWD assigner metric and box
-loss, and nothing else changes (candidate selection, STAL, DFL, gains). The key lives in
-`model.yaml`, which every checkpoint carries, so resume, DDP workers and `tune` train alike; `auto` is resolved to a
-number when training starts and written there. The head and its outputs are untouched: reload, val, predict and export
-work as for any model. Without the key the stock criterion is returned as it is.
+(or `nwd: true` for these defaults) trains with them. The defaults are the configuration that lost in no AP metric of
+the benchmark (docs/benchmarks.md): `assign: true` leaves far-off early predictions without targets (NWD falls
+exponentially with the distance) and stalled training from scratch; `max` cost AP_s. `init_criterion` is wrapped so that
+the stock criterion gets the NWD assigner metric and box loss, and nothing else changes (candidate selection, STAL, DFL,
+gains). The key lives in `model.yaml`, which every checkpoint carries, so resume, DDP workers and `tune` train alike;
+`auto` is resolved to a number when training starts and written there. The head and its outputs are untouched: reload,
+val, predict and export work as for any model. Without the key the stock criterion is returned as it is.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 KEY = "nwd"
-DEFAULTS = {"assign": "max", "loss": 0.5, "constant": "auto"}
+DEFAULTS = {"assign": False, "loss": 0.5, "constant": "auto"}
 ASSIGN = (True, False, "max")  # alignment metric: NWD, CIoU (stock), or the larger of the two
 EPS = 1e-7  # inside the square root: finite gradient for identical boxes
 

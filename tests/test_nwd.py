@@ -162,7 +162,7 @@ def test_without_the_key_the_stock_criterion_is_untouched():
 def test_the_key_switches_assigner_and_box_loss(tmp_path, base):
     """With the key, every detection head (YOLO26's one-to-many and one-to-one too) gets the NWD assigner and box
     loss with the YAML's options, and the loss differs from the stock one while the outputs do not."""
-    path = _yaml_with(tmp_path, {"loss": 0.25, "constant": 6.0}, base)
+    path = _yaml_with(tmp_path, {"assign": True, "loss": 0.25, "constant": 6.0}, base)
     torch.manual_seed(0)
     model = DetectionModel(str(path), nc=3, verbose=False).train()
     model.args = get_cfg()
@@ -212,7 +212,7 @@ def test_enable_sets_the_key_on_a_yolo_object_without_touching_its_yaml_dict():
     model = YOLO("yolov8n.yaml")
     before = model.model.yaml
     nwd.enable(model, loss=0.3)
-    assert nwd.options(model.model.yaml) == {"assign": "max", "loss": 0.3, "constant": "auto"} and "nwd" not in before
+    assert nwd.options(model.model.yaml) == {"assign": False, "loss": 0.3, "constant": "auto"} and "nwd" not in before
     nwd.enable(model, constant=5.0)
     assert nwd.options(model.model.yaml)["constant"] == 5.0 and nwd.options(model.model.yaml)["loss"] == 0.3
     carried = [c for c in model.callbacks["on_pretrain_routine_end"] if getattr(c, "func", None) is nwd.carry_options]
@@ -255,7 +255,7 @@ def test_yolo_train_with_the_key_then_resume(tmp_path):
     the options in the checkpoint; resuming that checkpoint in another fresh process trains with the same options."""
     cwd, env = fresh_user(tmp_path)
     args = "dict(data='tiny-synth.yaml', epochs=2, imgsz=64, batch=4, workers=0, device='cpu', plots=False, name='n')"
-    log, first = _train(cwd, env, _yaml_with(tmp_path, True), "stop", args)
+    log, first = _train(cwd, env, _yaml_with(tmp_path, {"assign": "max"}), "stop", args)
     assert "stopped" in log and len(first) == 1, log[-3000:]
     head = "criterion: NWDTaskAlignedAssigner NWDBoxLoss {'assign': 'max', 'loss': 0.5, 'constant': "
     assert first[0].startswith(head) and "C = " in log and "px (mean box size of the train set)" in log

@@ -142,10 +142,10 @@ def trained_with_nwd(out: str, cwd: Path) -> None:
     on the training set, and saved the options in its weights."""
     import torch
 
-    assert re.search(r"NWD: assign=max, loss weight 0\.5, C = [\d.]+ px", out), out[-3000:]
+    assert re.search(r"NWD: assign=False, loss weight 0\.5, C = [\d.]+ px", out), out[-3000:]
     (best,) = (cwd / "runs" / "detect").glob("train*/weights/best.pt")
     options = torch.load(best, weights_only=False)["model"].yaml["nwd"]
-    assert options["loss"] == 0.5 and options["assign"] == "max" and options["constant"] > 0
+    assert options["loss"] == 0.5 and options["assign"] is False and options["constant"] > 0
 
 
 def python_walkthrough(out: str, cwd: Path) -> None:
