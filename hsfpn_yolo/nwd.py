@@ -119,9 +119,14 @@ def _trained_models(trainer) -> list:
 
 def carry_options(opts: dict[str, Any], trainer) -> None:
     """Callback of `enable`: give the trained model and its EMA the NWD options, then resolve `constant: auto`."""
-    for m in _trained_models(trainer):
-        m.yaml, m.criterion = {**m.yaml, KEY: opts}, None
+    _set_options(_trained_models(trainer), opts)
     resolve_constant(trainer)
+
+
+def _set_options(models: list, opts: dict[str, Any]) -> None:
+    """Give each model a copy of its YAML dict with these NWD options; its criterion is rebuilt with them."""
+    for m in models:
+        m.yaml, m.criterion = {**m.yaml, KEY: opts}, None
 
 
 class NWDBoxLoss(nn.Module):
@@ -143,10 +148,10 @@ class NWDBoxLoss(nn.Module):
         their stride)."""
         loss_iou, loss_dfl = self.stock(*args)
         _, pred_bboxes, _, target_bboxes, target_scores, target_scores_sum, fg_mask, _, stride = args
-        fg = fg_mask.nonzero(as_tuple=True)
-        weight = target_scores[fg].sum(-1)
-        scale = stride.view(1, -1, 1).expand(*fg_mask.shape, 1)[fg]  # back to pixels, where C is defined
-        similarity = nwd(pred_bboxes[fg] * scale, target_bboxes[fg] * scale, self.constant)
+        # Every anchor, masked: no `nonzero`, so no host sync (element-wise work, small next to the network)
+        weight = target_scores.sum(-1) * fg_mask
+        scale = stride.view(1, -1, 1)  # back to pixels, where C is defined
+        similarity = nwd(pred_bboxes * scale, target_bboxes * scale, self.constant)
         loss_nwd = ((1.0 - similarity) * weight).sum() / target_scores_sum
         return (1.0 - self.weight) * loss_iou + self.weight * loss_nwd.to(loss_iou.dtype), loss_dfl
 
@@ -258,8 +263,7 @@ def resolve_constant(trainer) -> None:
     if opts is None or opts["constant"] != "auto":
         return
     c = round(mean_box_size(trainer.train_loader.dataset, trainer.args.imgsz), 2)
-    for m in models:
-        m.yaml, m.criterion = {**m.yaml, KEY: {**opts, "constant": c}}, None
+    _set_options(models, {**opts, "constant": c})
     LOGGER.info(
         f"NWD: assign={opts['assign']}, loss weight {opts['loss']}, C = {c} px (mean box size of the train set)"
     )

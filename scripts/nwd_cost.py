@@ -46,7 +46,7 @@ def main() -> None:
     rows, out = [], {"env": environment(), "settings": vars(args), "models": {}}
     for name in args.models.split(","):
         stock, with_nwd = build(name), build(name)
-        nwd.enable(with_nwd, constant=args.constant)
+        nwd.enable(with_nwd, assign="max", constant=args.constant)  # max: NWD and CIoU both, the most work
         batch = synthetic_batch(args.batch, args.imgsz, stock.model[-1].nc, "cpu")
         steps = measure({"stock": train_step(stock, batch), "nwd": train_step(with_nwd, batch)}, budget=args.budget)
         losses = measure({"stock": loss_only(stock, batch), "nwd": loss_only(with_nwd, batch)}, budget=args.budget / 4)
