@@ -125,7 +125,19 @@ def cmd_bench_speed(args: argparse.Namespace) -> None:
     )
 
 
-_BUDGET = ("quick", "epochs", "imgsz", "train_images", "val_images", "batch", "workers", "device", "jobs", "scale")
+_BUDGET = (
+    "quick",
+    "epochs",
+    "imgsz",
+    "train_images",
+    "val_images",
+    "batch",
+    "nbs",
+    "workers",
+    "device",
+    "jobs",
+    "scale",
+)
 
 
 def _budget(args: argparse.Namespace) -> dict:
@@ -205,6 +217,13 @@ def _add_budget_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, metavar="E", help="epochs per run (default 10; 6 with --quick)")
     p.add_argument("--imgsz", type=int, default=None, metavar="S", help="image size (default 256)")
     p.add_argument("--batch", type=int, default=8, metavar="B", help="batch size")
+    p.add_argument(
+        "--nbs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="nominal batch size: one optimizer step per round(N / batch) batches (default Ultralytics' 64)",
+    )
     p.add_argument("--device", default="cpu", help="'cpu', '0', ...")
     p.add_argument("--train-images", type=int, default=None, metavar="N", help="synthetic training images (200)")
     p.add_argument("--val-images", type=int, default=None, metavar="M", help="synthetic validation images (50)")

@@ -4,6 +4,7 @@ compile without graph breaks."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -179,6 +180,38 @@ def test_bench_accuracy_trains_runs_side_by_side(tmp_path):
     assert main([*args, "--project", str(tmp_path / "runs"), "--json", str(out)]) == 0
     runs = json.loads(out.read_text())["runs"]
     assert sorted(r["seed"] for r in runs) == [0, 1] and len({r["save_dir"] for r in runs}) == 2
+
+
+def test_bench_accuracy_refuses_mixed_tasks_and_a_step_below_the_batch(tmp_path, capsys, monkeypatch):
+    """Detect and OBB models cannot share a data set, and an nbs below the batch is refused: both before any data is
+    generated (the datasets folder stays empty) or a run starts."""
+    from ultralytics.utils import SETTINGS
+
+    monkeypatch.setitem(SETTINGS, "datasets_dir", str(tmp_path / "datasets"))
+    args = ["bench", "accuracy", "--seeds", "0", "--epochs", "1", "--imgsz", "64", "--jobs", "1"]
+    args += ["--project", str(tmp_path / "runs"), "--json", str(tmp_path / "acc.json")]
+    assert main([*args, "--models", "yolov8n,yolo26n-finepath-obb"]) == 2
+    assert "one task per run; got yolov8n: detect, yolo26n-finepath-obb: obb" in capsys.readouterr().err
+    assert main([*args, "--models", "yolov8n", "--batch", "8", "--nbs", "4"]) == 2
+    assert "nbs=4 is below batch=8" in capsys.readouterr().err
+    assert not (tmp_path / "datasets").exists() and not (tmp_path / "acc.json").exists()
+
+
+def test_bench_synthetic_set_of_obb_models_has_oriented_labels(tmp_path):
+    """OBB models get the same images with oriented labels (cls and four corners), in a folder of their own."""
+    from hsfpn_yolo.bench.accuracy import synth_data, task_of
+
+    assert task_of(["yolo26n-obb", "yolo26n-hsfpn-obb"]) == "obb" and task_of(["yolo26n", "yolov8n-p2"]) == "detect"
+    plain, oriented = (Path(synth_data(2, 1, 64, 0, tmp_path, obb=o)).parent for o in (False, True))
+    assert plain != oriented and oriented.name.startswith("hsfpn-bench-synth-obb-")
+    for split in ("train", "val"):
+        a, b = (sorted(p.name for p in (d / "images" / split).iterdir()) for d in (plain, oriented))
+        same = [
+            (plain / "images" / split / n).read_bytes() == (oriented / "images" / split / n).read_bytes() for n in a
+        ]
+        assert a == b and all(same)
+    rows = [ln.split() for f in (oriented / "labels").rglob("*.txt") for ln in f.read_text().splitlines()]
+    assert rows and all(len(r) == 9 for r in rows)
 
 
 def test_profile_families():

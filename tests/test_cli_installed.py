@@ -207,11 +207,11 @@ def speed_run(module_user):
 
 @pytest.fixture(scope="module")
 def accuracy_run(module_user):
-    """Run `bench accuracy --nwd` for yolov8n, one seed, one epoch on 4 + 2 synthetic images; return (process, JSON
-    path). (`bench pretrain` and `bench accuracy --pretrained` run without --nwd.)"""
+    """Run `bench accuracy --nwd --nbs 2` for yolov8n, one seed, one epoch on 4 + 2 synthetic images; return (process,
+    JSON path). (`bench pretrain` and `bench accuracy --pretrained` run without --nwd.)"""
     cwd, env = module_user
     args = ["bench", "accuracy", "--models", "yolov8n", "--seeds", 0, "--epochs", 1, "--imgsz", 64, "--batch", 2]
-    args += ["--nwd", "loss=0.3,assign=false"]
+    args += ["--nwd", "loss=0.3,assign=false", "--nbs", 2]
     args += ["--train-images", 4, "--val-images", 2, "--jobs", 1, "--workers", 0, "--json", "accuracy.json"]
     return run_hsfpn_yolo(args, cwd, env), cwd / "accuracy.json"
 
@@ -236,6 +236,8 @@ def test_bench_accuracy(accuracy_run):
     options = {"assign": False, "loss": 0.3, "constant": "auto"}
     assert json.loads(path.read_text())["settings"]["nwd"] == options
     assert f"- Label assignment and box loss: NWD {options}" in proc.stdout
+    assert json.loads(path.read_text())["settings"]["nbs"] == 2  # one optimizer step a batch, as Ultralytics got it
+    assert yaml.safe_load(Path(row["save_dir"], "args.yaml").read_text())["nbs"] == 2
     trained = torch.load(Path(row["save_dir"], "weights", "last.pt"), weights_only=False)["model"].yaml["nwd"]
     assert trained["loss"] == 0.3 and trained["assign"] is False and isinstance(trained["constant"], float)
 

@@ -132,6 +132,24 @@ def test_finepath_path_is_yolov8_finepaths_conv(family):
     assert ours["hsfpn_yolo"] is True and not any(r[2] in ("HFP", "SDP") for r in rows)
 
 
+@pytest.mark.parametrize("family", [f for f in FAMILIES if "hsfpn" in f])
+def test_hsfpn_models_cost_what_they_cost_on_yolov8(family):
+    """On YOLO11/26's twice-as-wide C2 and C3 every HFP has the depthwise-separable output conv (9·C + C² weights, not
+    the reference's 9·C²), and the path into the finest node is the finepath models' stride-2 Conv at YOLOv8's width
+    (half of C2's), so the blocks' cost matches yolov8-hsfpn's."""
+    model = build(str(CFG / family.format("n")))
+    hfps = [m for m in model.model if isinstance(m, HFP)]
+    assert len(hfps) == FAMILIES[family][1]
+    for m in hfps:
+        c = m.out[0].in_channels
+        assert c in (64, 128) and sum(p.numel() for p in m.out[0].parameters()) == 9 * c  # depthwise 3x3, no bias
+        assert m.out[0].groups == c and m.out[1][0].kernel_size == (1, 1)
+    rows = model.yaml["backbone"] + model.yaml["head"]
+    concat = rows[FAMILIES[family][3] - 1]
+    assert concat[2] == "Concat" and len(concat[0]) == 3
+    assert rows[concat[0][-1]][2:] == ["Conv", [64 if "p2" in family else 128, 3, 2]]
+
+
 @pytest.mark.parametrize("family", FINEPATH)
 def test_finepath_bare_names_resolve_from_any_directory(family, tmp_path, monkeypatch):
     """'yolo26n-finepath.yaml' ... 'yolo26x-finepath.yaml' load the packaged YAML at their scale from a folder with no

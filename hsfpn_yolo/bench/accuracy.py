@@ -45,7 +45,7 @@ SHOWN = ("AP", "AP50", "AP_vt", "AP_t", "AP_s")  # metrics in the Markdown table
 TIMES = ("epoch_train_s", "epoch_total_s")
 
 
-def synth_data(train: int, val: int, imgsz: int, seed: int, root: str | Path | None = None) -> str:
+def synth_data(train: int, val: int, imgsz: int, seed: int, root: str | Path | None = None, obb: bool = False) -> str:
     """Generate (once) the synthetic tiny-object set and return its data YAML.
 
     Args:
@@ -54,13 +54,31 @@ def synth_data(train: int, val: int, imgsz: int, seed: int, root: str | Path | N
         imgsz (int): Image side in pixels.
         seed (int): Generator seed.
         root (str | Path, optional): Parent folder; default Ultralytics' datasets folder.
+        obb (bool): The same images with oriented-box labels (Ultralytics' OBB task), in a folder of their own.
     """
     from hsfpn_yolo.data.synth import generate
     from ultralytics.utils import SETTINGS
 
     root = Path(root or SETTINGS["datasets_dir"])
-    summary = generate(root / f"hsfpn-bench-synth-{train}-{val}-{imgsz}-s{seed}", train, val, imgsz, seed)
+    name = f"hsfpn-bench-synth{'-obb' if obb else ''}-{train}-{val}-{imgsz}-s{seed}"
+    summary = generate(root / name, train, val, imgsz, seed, obb=obb)
     return str(Path(summary["path"]) / "data.yaml")
+
+
+def task_of(models: list[str]) -> str:
+    """Return the one task ('detect' or 'obb') of the benchmark's models; mixed tasks cannot share a data set.
+
+    Args:
+        models (list[str]): Model names or YAML paths (see `model_yaml`).
+    """
+    from ultralytics.nn.tasks import guess_model_task, yaml_model_load
+
+    tasks = {m: guess_model_task(yaml_model_load(model_yaml(m))) for m in models}
+    kinds = set(tasks.values())
+    if len(kinds) > 1 or not kinds <= {"detect", "obb"}:
+        found = ", ".join(f"{m}: {t}" for m, t in tasks.items())
+        raise ValueError(f"bench accuracy compares detect models or OBB models, one task per run; got {found}")
+    return kinds.pop()
 
 
 class EpochClock:
@@ -96,10 +114,24 @@ class EpochClock:
 
 
 def train_settings(
-    epochs: int = TRAIN["epochs"], batch: int = TRAIN["batch"], workers: int = TRAIN["workers"]
+    epochs: int = TRAIN["epochs"],
+    batch: int = TRAIN["batch"],
+    workers: int = TRAIN["workers"],
+    nbs: int | None = None,
 ) -> dict[str, Any]:
-    """Return the training settings every run of a benchmark shares: `TRAIN` with the given epochs, batch, workers."""
-    return {**TRAIN, "epochs": epochs, "batch": batch, "workers": workers}
+    """Return the training settings every run of a benchmark shares: `TRAIN` with the given epochs, batch, workers.
+
+    Args:
+        epochs (int): Epochs per run.
+        batch (int): Batch size.
+        workers (int): Dataloader workers.
+        nbs (int, optional): Ultralytics' nominal batch size: gradients are summed over round(nbs / batch) batches per
+            optimizer step (Ultralytics' default 64). Only a given value enters the settings, so results saved
+            without it stay comparable.
+    """
+    if nbs is not None and nbs < batch:
+        raise ValueError(f"nbs={nbs} is below batch={batch}: give an nbs of at least the batch size (one step a batch)")
+    return {**TRAIN, "epochs": epochs, "batch": batch, "workers": workers, **({"nbs": nbs} if nbs else {})}
 
 
 def fit(
@@ -421,13 +453,15 @@ def run(
     reuse: tuple[str | Path, ...] = (),
     pretrained: bool = False,
     nwd: dict[str, Any] | None = None,
+    nbs: int | None = None,
 ) -> dict[str, Any]:
     """Train each model with each seed under the same settings; print and save per-seed rows and per-model spreads.
 
     Args:
         models (list[str], optional): Model names or YAML paths; default the four models at `scale`.
         seeds (Sequence[int]): Training seeds; each model is trained once per seed.
-        data (str, optional): Data YAML; default the synthetic set (generated at `imgsz`).
+        data (str, optional): Data YAML; default the synthetic set (generated at `imgsz`), with oriented boxes for OBB
+            models.
         epochs (int, optional): Epochs per run (default 10, 6 with `quick`).
         imgsz (int, optional): Image size for training and validation (default 256).
         batch (int): Batch size.
@@ -446,6 +480,8 @@ def run(
         pretrained (bool): Start every model from its stock counterpart's pretrained checkpoint (built first where
             missing, see `hsfpn_yolo.bench.pretrain`) instead of random weights.
         nwd (dict, optional): Train every model with NWD assignment and box loss, these options (`hsfpn_yolo.nwd`).
+        nbs (int, optional): Nominal batch size (`train_settings`); default Ultralytics' 64. With `nbs=batch` every
+            batch is an optimizer step: 8 times the steps of the default at batch 8.
 
     Returns:
         (dict): {'env', 'settings', 'runs', 'summary'}.
@@ -459,8 +495,9 @@ def run(
         from hsfpn_yolo.nwd import KEY, options
 
         nwd = options({KEY: nwd})
-    data = data or synth_data(train_images, val_images, imgsz, SYNTH["seed"])
-    shared = train_settings(epochs, batch, workers)
+    shared = train_settings(epochs, batch, workers, nbs)  # checked before any data is made
+    obb = task_of(models) == "obb"  # the oriented labels of the same images
+    data = data or synth_data(train_images, val_images, imgsz, SYNTH["seed"], obb=obb)
     settings = {**shared, "imgsz": imgsz, "data": data, "device": device}
     weights = {m: None for m in models}
     if pretrained:  # only then, so that results saved before stay comparable to new from-scratch runs

@@ -146,6 +146,7 @@ def run(
     device: str = "cpu",
     jobs: int = 2,
     scale: str = "n",
+    nbs: int | None = None,
 ) -> dict[str, str]:
     """Build the pretrained checkpoints that `bench accuracy --pretrained` with the same arguments starts from; print
     and return {stock model: checkpoint path}.
@@ -159,9 +160,10 @@ def run(
         device (str): 'cpu', '0', ...
         jobs (int): Checkpoints trained at the same time.
         scale (str): Scale of the default models.
+        nbs (int, optional): Nominal batch size (`accuracy.train_settings`).
     """
     epochs, imgsz, train_images, val_images = sizes(quick, epochs, imgsz, train_images, val_images)
-    shared = train_settings(epochs, batch, workers)
+    shared = train_settings(epochs, batch, workers, nbs)
     settings = pretrain_settings(train_images, val_images, imgsz, shared)
     models = models or default_models(scale)
     paths = dict(zip(map(counterpart, map(model_name, models)), starts(models, settings, device, jobs).values()))

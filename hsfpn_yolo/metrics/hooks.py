@@ -1,8 +1,9 @@
-"""Add tiny-object AP to Ultralytics detection validation through its callbacks, without editing Ultralytics.
+"""Add tiny-object AP to Ultralytics detection and OBB validation through its callbacks, without editing Ultralytics.
 
-`on_val_start` gives each detection validator instance-level wrappers around `init_metrics` (decide whether to run),
-`update_metrics` (keep the batch's ground truth and predictions in original pixels) and `gather_stats` (DDP); then
-`on_val_end` evaluates once, prints one line, saves the report and sets `validator.metrics.tiny` (and `.tiny_counts`).
+`on_val_start` gives each detection or OBB validator instance-level wrappers around `init_metrics` (decide whether to
+run), `update_metrics` (keep the batch's ground truth and predictions in original pixels) and `gather_stats` (DDP);
+then `on_val_end` evaluates once (`tiny_ap`, or `tiny_ap_obb` with rotated IoU and area for OBB), prints one line,
+saves the report and sets `validator.metrics.tiny` (and `.tiny_counts`).
 Validators get their callbacks from `default_callbacks` (via the YOLO object, trainer or validator), so `yolo val`,
 `model.val()` and the validations of `model.train()` are all covered.
 """
@@ -14,33 +15,40 @@ from typing import Any
 
 import numpy as np
 
+from .obb import size_counts_obb, tiny_ap_obb
 from .report import format_line, save_report
 from .tiny import MAX_DETS, dense_warning, frames_over, size_counts, tiny_ap
 
-ENV_VAR = "HSFPN_TINY_METRICS"  # "1": on for every detection model, "0": off even for HS-FPN models
+ENV_VAR = "HSFPN_TINY_METRICS"  # "1": on for every detection and OBB model, "0": off even for HS-FPN models
 _OFF = {"0", "false", "off", "no"}
 _STATE = "_hsfpn_tiny"  # validator attribute: TinyCollector while collecting, else None
 _FORCED = "_hsfpn_tiny_forced"  # validator attribute set by enable_tiny_metrics' callback
+OBB = "obb"
+TASKS = ("detect", OBB)  # segment and pose validators (also DetectionValidator subclasses) are left alone
 
 
 class TinyCollector:
-    """Per-image ground truth [cls, x1, y1, x2, y2] and predictions [cls, conf, x1, y1, x2, y2] in original pixels."""
+    """Per-image ground truth [cls, *box] and predictions [cls, conf, *box] in original pixels; the box is xyxy, or
+    xywhr (angle in radians) for OBB."""
 
-    def __init__(self) -> None:
-        """Start with no images."""
+    def __init__(self, obb: bool = False) -> None:
+        """Start with no images; OBB boxes have 5 values, axis-aligned ones 4."""
+        self.obb = obb
+        self.box = 5 if obb else 4
         self.gt: list[np.ndarray] = []
         self.pred: list[np.ndarray] = []
 
     def add(self, gt: np.ndarray, pred: np.ndarray) -> None:
-        """Add one image's (N, 5) ground truth and (M, 6) predictions."""
-        self.gt.append(gt.reshape(-1, 5).astype(np.float64))
-        self.pred.append(pred.reshape(-1, 6).astype(np.float64))
+        """Add one image's (N, 1 + box) ground truth and (M, 2 + box) predictions."""
+        self.gt.append(gt.reshape(-1, 1 + self.box).astype(np.float64))
+        self.pred.append(pred.reshape(-1, 2 + self.box).astype(np.float64))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, int]:
-        """Return ground truth (N, 6) and predictions (M, 7) with the image index prepended, and the image count."""
+        """Return ground truth (N, 2 + box) and predictions (M, 3 + box) with the image index prepended, and the
+        image count."""
         n = len(self.gt)
-        gt = np.concatenate([np.zeros((0, 5)), *self.gt])
-        pred = np.concatenate([np.zeros((0, 6)), *self.pred])
+        gt = np.concatenate([np.zeros((0, 1 + self.box)), *self.gt])
+        pred = np.concatenate([np.zeros((0, 2 + self.box)), *self.pred])
         gt_ids = np.repeat(np.arange(n), [len(x) for x in self.gt])
         pred_ids = np.repeat(np.arange(n), [len(x) for x in self.pred])
         return np.c_[gt_ids, gt], np.c_[pred_ids, pred], n
@@ -64,13 +72,19 @@ def _wanted(validator, model: Any) -> bool:
 
 
 def _collect(validator, preds: list[dict], batch: dict) -> None:
-    """Keep each image's ground truth and predictions mapped to original pixels, as Ultralytics' `pred_to_json` does."""
+    """Keep each image's ground truth and predictions mapped to original pixels, as Ultralytics' `pred_to_json` does.
+
+    OBB (8.4.0 and 8.4.190 alike): `_prepare_batch` gives xywhr boxes in network-input pixels (a copy of the batch's),
+    and `scale_preds` maps predictions back with `scale_boxes(..., xywh=True)`; the ground truth is mapped the same way.
+    """
     from ultralytics.utils import ops
 
     collector = getattr(validator, _STATE)
     for si, pred in enumerate(preds):
         pbatch = validator._prepare_batch(si, batch)
-        gt = ops.scale_boxes(pbatch["imgsz"], pbatch["bboxes"].clone(), pbatch["ori_shape"], pbatch["ratio_pad"])
+        gt = ops.scale_boxes(
+            pbatch["imgsz"], pbatch["bboxes"].clone(), pbatch["ori_shape"], pbatch["ratio_pad"], xywh=collector.obb
+        )
         boxes = validator.scale_preds(pred, pbatch)["bboxes"]
         cls = pred["cls"] * 0 if validator.args.single_cls else pred["cls"]
         collector.add(
@@ -108,7 +122,8 @@ def _wrap(validator, name: str, after) -> None:
 
 def _start(validator, model: Any) -> None:
     """Begin (or skip) collection for this validation; runs after the validator's own `init_metrics`."""
-    setattr(validator, _STATE, TinyCollector() if _wanted(validator, model) else None)
+    wanted = _wanted(validator, model)
+    setattr(validator, _STATE, TinyCollector(obb=validator.args.task == OBB) if wanted else None)
 
 
 def _on_update(validator, preds: list[dict], batch: dict) -> None:
@@ -124,12 +139,12 @@ def _on_gather(validator) -> None:
 
 
 def on_val_start(validator) -> None:
-    """Hook a detection validator once (instance-level wrappers; other validators and tasks are left alone)."""
+    """Hook a detection or OBB validator once (instance-level wrappers; other validators and tasks are left alone)."""
     from ultralytics.models.yolo.detect import DetectionValidator
 
     if getattr(validator, "_hsfpn_tiny_hooked", False) or not isinstance(validator, DetectionValidator):
         return
-    if validator.args.task != "detect":  # segment/pose/obb subclasses: other box formats or metrics
+    if validator.args.task not in TASKS:  # segment/pose subclasses: masks and keypoints are not boxes
         return
     validator._hsfpn_tiny_hooked = True
     setattr(validator, _STATE, None)
@@ -150,8 +165,9 @@ def on_val_end(validator) -> None:
     setattr(validator, _STATE, None)  # free the predictions; the next validation starts afresh
     try:
         gt, pred, images = collector.arrays()
-        results = tiny_ap(gt, pred, images, max(MAX_DETS, int(validator.args.max_det or 0)))
-        counts = size_counts(gt)
+        evaluate, count = (tiny_ap_obb, size_counts_obb) if collector.obb else (tiny_ap, size_counts)
+        results = evaluate(gt, pred, images, max(MAX_DETS, int(validator.args.max_det or 0)))
+        counts = count(gt)
         validator.metrics.tiny, validator.metrics.tiny_counts = results, counts
         LOGGER.info(format_line(results, counts))
         max_det = int(validator.args.max_det or 0)
