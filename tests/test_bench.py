@@ -336,3 +336,49 @@ def test_option_effect_compares_each_model_without_and_with(tmp_path):
         + " | ".join(["+0.100 ± 0.016 (gain)"] * 4)
         + " |"
     )
+
+
+def test_yolo26_budget_variant_is_the_stock_model_with_one_key_changed(tmp_path):
+    """A model-YAML variant of the YOLO26 budget screen is yolo26n's YAML with that key alone changed, at scale n."""
+    import importlib.util
+
+    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("yolo26_budget", REPO / "scripts" / "yolo26_budget.py")
+    budget = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(budget)
+    assert budget.variant_yaml("yolo26n", {}, tmp_path) == "yolo26n"
+    path = budget.variant_yaml("yolo26n", {"reg_max": 16}, tmp_path)
+    changed, stock = yaml_model_load(path), yaml_model_load("yolo26n.yaml")
+    assert changed.pop("reg_max") == 16 and stock.pop("reg_max") == 1 and changed.pop("scale") == stock.pop("scale")
+    changed.pop("yaml_file"), stock.pop("yaml_file")
+    assert changed == stock
+    assert DetectionModel(path, nc=2, verbose=False).model[-1].reg_max == 16
+
+
+def test_e2e_heads_validates_both_branches_of_an_end_to_end_run(tmp_path):
+    """`scripts/e2e_heads.py` validates a trained YOLO26 run with its one-to-one head and with its one-to-many head
+    (through NMS) and prints both with their difference; a model without an end-to-end head is skipped."""
+    from ultralytics import YOLO
+
+    from hsfpn_yolo.data.synth import generate
+    from tests.conftest import REPO
+
+    generate(tmp_path / "synth", train=4, val=2, imgsz=64, seed=0)
+    data = str(tmp_path / "synth" / "data.yaml")
+    runs = []
+    for i, model in enumerate(("yolo26n.yaml", "yolov8n.yaml")):
+        YOLO(model).train(data=data, epochs=1, imgsz=64, batch=2, workers=0, device="cpu", plots=False,
+                          project=str(tmp_path / "runs"), name=f"r{i}", exist_ok=True)  # fmt: skip
+        runs.append({"model": Path(model).stem, "seed": 0, "epochs": 1, "save_dir": str(tmp_path / "runs" / f"r{i}")})
+    (tmp_path / "acc.json").write_text(json.dumps({"runs": runs}))
+    argv = [sys.executable, str(REPO / "scripts" / "e2e_heads.py"), "--json", str(tmp_path / "acc.json")]
+    out = subprocess.run([*argv, "--out", str(tmp_path / "heads.json")], capture_output=True, text=True, check=True)
+    (row,) = json.loads((tmp_path / "heads.json").read_text())
+    assert row["model"] == "yolo26n" and set(row) == {"model", "seed", "epochs", "one-to-one", "one-to-many + NMS"}
+    assert all(-1 <= v <= 1 for head in ("one-to-one", "one-to-many + NMS") for v in row[head].values())
+    lines = out.stdout.splitlines()
+    assert any(ln.startswith("| yolo26n | 1 | one-to-one |") for ln in lines)
+    assert any(ln.startswith("| yolo26n | | Δ many − one |") for ln in lines) and "yolov8n" not in out.stdout
