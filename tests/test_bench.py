@@ -183,8 +183,8 @@ def test_bench_accuracy_trains_runs_side_by_side(tmp_path):
 
 
 def test_bench_accuracy_refuses_mixed_tasks_and_a_step_below_the_batch(tmp_path, capsys, monkeypatch):
-    """Detect and OBB models cannot share a data set, and an nbs below the batch is refused: both before any data is
-    generated (the datasets folder stays empty) or a run starts."""
+    """Detect and OBB models cannot share a data set, an nbs below the batch is refused, and so are pretrained starts
+    for OBB models: all before any data is generated (the datasets folder stays empty) or a run starts."""
     from ultralytics.utils import SETTINGS
 
     monkeypatch.setitem(SETTINGS, "datasets_dir", str(tmp_path / "datasets"))
@@ -194,6 +194,8 @@ def test_bench_accuracy_refuses_mixed_tasks_and_a_step_below_the_batch(tmp_path,
     assert "one task per run; got yolov8n: detect, yolo26n-finepath-obb: obb" in capsys.readouterr().err
     assert main([*args, "--models", "yolov8n", "--batch", "8", "--nbs", "4"]) == 2
     assert "nbs=4 is below batch=8" in capsys.readouterr().err
+    assert main([*args, "--models", "yolo26n-obb", "--pretrained"]) == 2
+    assert "--pretrained starts detect models only" in capsys.readouterr().err
     assert not (tmp_path / "datasets").exists() and not (tmp_path / "acc.json").exists()
 
 

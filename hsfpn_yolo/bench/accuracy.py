@@ -497,6 +497,11 @@ def run(
         nwd = options({KEY: nwd})
     shared = train_settings(epochs, batch, workers, nbs)  # checked before any data is made
     obb = task_of(models) == "obb"  # the oriented labels of the same images
+    if obb and pretrained:
+        raise ValueError(
+            "--pretrained starts detect models only (bench pretrain builds detect checkpoints); train OBB "
+            "models from random weights, or give them a checkpoint of your own with `yolo obb train`"
+        )
     data = data or synth_data(train_images, val_images, imgsz, SYNTH["seed"], obb=obb)
     settings = {**shared, "imgsz": imgsz, "data": data, "device": device}
     weights = {m: None for m in models}
