@@ -118,6 +118,7 @@ def test_summary_spreads_and_verdicts():
 def test_counterparts():
     assert counterpart("yolov8n-hsfpn") == "yolov8n" and counterpart("yolov8s-hsfpn-paper-p2") == "yolov8s-p2"
     assert counterpart("cfg/study/yolov8n-hsfpn-native-yolo-p2.yaml") == "yolov8n-p2"
+    assert counterpart("yolo26n-finepath-obb") == "yolo26n-obb" and counterpart("cfg/yolo26s-hsfpn-obb.yaml") == "yolo26s-obb"
 
 
 def test_targets_hold_each_hsfpn_model_to_its_own_baseline():

@@ -54,13 +54,14 @@ def is_p2(name: str) -> bool:
 
 
 def counterpart(name: str) -> str:
-    """Return the stock model an HS-FPN model is measured against: yolo..{s}-p2 for P2 models, else yolo..{s}.
+    """Return the stock model an HS-FPN model is measured against: yolo..{s}-p2 for P2 models, yolo..{s}-obb for OBB
+    models, else yolo..{s}.
 
     Args:
         name (str): Model name or YAML path, e.g. 'yolov8n-hsfpn', 'cfg/study/yolov8n-hsfpn-native-ref-p2.yaml'.
     """
     base = baseline_of(name)
-    return f"{base}-p2" if is_p2(name) else base
+    return f"{base}-p2" if is_p2(name) else f"{base}-obb" if Path(name).stem.endswith("-obb") else base
 
 
 def command_line() -> str:
