@@ -38,7 +38,7 @@ test-slow: $(DEPLOY_STAMP)
 # package, removed there so that ours is the one imported. The newest is skipped when .venv already has it.
 COMPAT_LOWEST := 8.4.0
 COMPAT_TESTS := tests/test_first_import.py tests/test_export_check.py tests/test_registration.py tests/test_train_export.py \
-	tests/test_nwd.py
+	tests/test_nwd.py tests/test_tiny_obb.py
 COMPAT_DIR := $(VENV)/compat
 
 test-compat: $(STAMP)

@@ -22,16 +22,16 @@ from hsfpn_yolo.bench.accuracy import SYNTH, run_all, spread, synth_data, train_
 # name -> (model, model YAML keys changed, training settings changed)
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "yolo26n": ("yolo26n", {}, {}),
-    "yolo26n, MuSGD lr0 0.01": ("yolo26n", {}, {"optimizer": "MuSGD", "lr0": 0.01}),
-    "yolo26n, no bias warmup": ("yolo26n", {}, {"warmup_bias_lr": 0.0}),
-    "yolo26n, 30 epochs": ("yolo26n", {}, {"epochs": 30}),
-    "yolo26n, reg_max 16 (DFL)": ("yolo26n", {"reg_max": 16}, {}),
-    "yolo26n, end2end false": ("yolo26n", {"end2end": False}, {}),
-    "yolo26n, nbs 8": ("yolo26n", {}, {"nbs": 8}),
+    "yolo26n MuSGD lr0 0.01": ("yolo26n", {}, {"optimizer": "MuSGD", "lr0": 0.01}),
+    "yolo26n no bias warmup": ("yolo26n", {}, {"warmup_bias_lr": 0.0}),
+    "yolo26n 30 epochs": ("yolo26n", {}, {"epochs": 30}),
+    "yolo26n reg_max 16 (DFL)": ("yolo26n", {"reg_max": 16}, {}),
+    "yolo26n end2end false": ("yolo26n", {"end2end": False}, {}),
+    "yolo26n nbs 8": ("yolo26n", {}, {"nbs": 8}),
     "yolov8n": ("yolov8n", {}, {}),
-    "yolov8n, nbs 8": ("yolov8n", {}, {"nbs": 8}),
+    "yolov8n nbs 8": ("yolov8n", {}, {"nbs": 8}),
     "yolo11n": ("yolo11n", {}, {}),
-    "yolo11n, nbs 8": ("yolo11n", {}, {"nbs": 8}),
+    "yolo11n nbs 8": ("yolo11n", {}, {"nbs": 8}),
 }
 SHOWN = ("AP", "AP_vt", "AP_t", "AP_s")
 
