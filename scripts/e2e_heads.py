@@ -36,11 +36,11 @@ def head_metrics(save_dir: Path) -> dict[str, dict[str, float]] | None:
 
     args = yaml.safe_load((save_dir / "args.yaml").read_text(encoding="utf-8"))
     weights = save_dir / "weights" / "best.pt"
+    yolo = enable_tiny_metrics(YOLO(str(weights)))
+    if getattr(yolo.model.model[-1], "one2one_cv2", None) is None:  # no one-to-one branch: not end-to-end
+        return None
     out = {}
-    for head, nms in HEADS.items():
-        yolo = enable_tiny_metrics(YOLO(str(weights)))
-        if getattr(yolo.model.model[-1], "one2one_cv2", None) is None:  # no one-to-one branch: not end-to-end
-            return None
+    for head, nms in HEADS.items():  # each validation sets the branch from `nms` itself
         metrics = yolo.val(
             data=args["data"], imgsz=args["imgsz"], batch=args["batch"], device="cpu", nms=nms, plots=False,
             verbose=False, project=str(save_dir / "heads"), name=head.split()[0], exist_ok=True,

@@ -118,7 +118,10 @@ def test_summary_spreads_and_verdicts():
 def test_counterparts():
     assert counterpart("yolov8n-hsfpn") == "yolov8n" and counterpart("yolov8s-hsfpn-paper-p2") == "yolov8s-p2"
     assert counterpart("cfg/study/yolov8n-hsfpn-native-yolo-p2.yaml") == "yolov8n-p2"
-    assert counterpart("yolo26n-finepath-obb") == "yolo26n-obb" and counterpart("cfg/yolo26s-hsfpn-obb.yaml") == "yolo26s-obb"
+    assert (
+        counterpart("yolo26n-finepath-obb") == "yolo26n-obb"
+        and counterpart("cfg/yolo26s-hsfpn-obb.yaml") == "yolo26s-obb"
+    )
 
 
 def test_targets_hold_each_hsfpn_model_to_its_own_baseline():
@@ -385,3 +388,26 @@ def test_e2e_heads_validates_both_branches_of_an_end_to_end_run(tmp_path):
     lines = out.stdout.splitlines()
     assert any(ln.startswith("| yolo26n | 1 | one-to-one |") for ln in lines)
     assert any(ln.startswith("| yolo26n | | Δ many − one |") for ln in lines) and "yolov8n" not in out.stdout
+
+
+def test_compare_runs_reads_several_files_and_times(tmp_path):
+    """`scripts/compare_runs.py` compares models kept in different results files (a pair in two files counts once)
+    and, with --times, prints the ratio of their mean epoch times."""
+    from tests.conftest import REPO
+
+    def results(path, rows):
+        runs = [
+            {"model": m, "seed": s, "AP": ap, "AP_vt": ap, "AP_t": ap, "AP_s": ap, "epoch_train_s": t, "params": 1}
+            for m, s, ap, t in rows
+        ]
+        path.write_text(json.dumps({"runs": runs}))
+        return str(path)
+
+    a = results(tmp_path / "a.json", [("a", 0, 0.20, 3.0), ("a", 1, 0.22, 3.0), ("a", 2, 0.24, 3.0)])
+    b = results(
+        tmp_path / "b.json", [("b", 0, 0.10, 2.0), ("b", 1, 0.12, 2.0), ("b", 2, 0.14, 2.0), ("a", 0, 0.9, 9.0)]
+    )
+    argv = [sys.executable, str(REPO / "scripts" / "compare_runs.py"), a, "a:b", "--also", b, "--times"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()
+    # sd 0.02 on both sides: se = sqrt(2 * 0.02² / 3) = 0.0163; a.json's seed 0 of "a" wins over b.json's
+    assert out[2] == "| a − b | " + " | ".join(["+0.100 ± 0.016 (gain)"] * 4) + " | 1.50 |"

@@ -12,7 +12,7 @@ from functools import cache
 
 import numpy as np
 
-from .tiny import KEYS, MAX_DETS, coco_dicts, counts_by_area, image_count, load_coco, silent, size_ap
+from .tiny import KEYS, MAX_DETS, as_rows, coco_dicts, counts_by_area, load_coco, silent, size_ap
 
 
 def corners(boxes: np.ndarray) -> np.ndarray:
@@ -113,9 +113,7 @@ def tiny_ap_obb(
     Returns:
         (dict[str, float]): Values for `KEYS`: AP (IoU 0.50:0.95), AP50, AP75, AP_vt, AP_t, AP_s, AP_m.
     """
-    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 7)
-    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 8)
-    num_images = image_count(gt, pred, num_images)
+    gt, pred, num_images = as_rows(gt, pred, num_images, 5)
     if not len(gt) or not num_images:  # nothing to recall: every AP is undefined
         return dict.fromkeys(KEYS, -1.0)
 

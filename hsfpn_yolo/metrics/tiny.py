@@ -16,12 +16,21 @@ def silent(*args, **kwargs) -> None:
     """Swallow faster-coco-eval's progress messages."""
 
 
-def image_count(gt: np.ndarray, pred: np.ndarray, num_images: int | None) -> int:
-    """Return NUM_IMAGES, or one past the highest image index of the rows (column 0) when it is None."""
-    if num_images is not None:
-        return num_images
-    ids = np.concatenate([gt[:, 0], pred[:, 0]])
-    return int(ids.max()) + 1 if len(ids) else 0
+def as_rows(gt, pred, num_images: int | None, box: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Return ground truth and prediction rows as float64 arrays and the image count.
+
+    Args:
+        gt (array-like): Rows of [image, cls, *box].
+        pred (array-like): Rows of [image, cls, conf, *box].
+        num_images (int, optional): Number of images; None: one past the highest image index of the rows.
+        box (int): Values per box: 4 (xyxy) or 5 (xywhr).
+    """
+    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 2 + box)
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 3 + box)
+    if num_images is None:
+        ids = np.concatenate([gt[:, 0], pred[:, 0]])
+        num_images = int(ids.max()) + 1 if len(ids) else 0
+    return gt, pred, num_images
 
 
 def coco_dicts(gt: np.ndarray, pred: np.ndarray, num_images: int) -> tuple[dict, list[dict]]:
@@ -105,9 +114,7 @@ def tiny_ap(
     Returns:
         (dict[str, float]): Values for `KEYS`: AP (IoU 0.50:0.95), AP50, AP75, AP_vt, AP_t, AP_s, AP_m.
     """
-    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 6)
-    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 7)
-    num_images = image_count(gt, pred, num_images)
+    gt, pred, num_images = as_rows(gt, pred, num_images, 4)
     if not len(gt) or not num_images:  # nothing to recall: every AP is undefined
         return dict.fromkeys(KEYS, -1.0)
 
