@@ -5,6 +5,7 @@ exporter guard that fails an export which does not reproduce PyTorch."""
 import contextlib
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,12 +13,11 @@ import torch
 
 from hsfpn_yolo import export as hsfpn_export
 from hsfpn_yolo.data.synth import generate
-from hsfpn_yolo.export import ExportParityError, first_tensor
+from hsfpn_yolo.export import ExportParityError, first_tensor, run_export
 from hsfpn_yolo.bench.common import make_responsive
 from hsfpn_yolo.nn import HFP, SDP
 from tests.conftest import CFG
 from ultralytics import YOLO
-from ultralytics.nn.autobackend import AutoBackend
 
 MODELS = ("yolov8n-hsfpn.yaml", "yolov8n-hsfpn-p2.yaml")
 # Square and divisible by every pooling grid (plain pooling in the graph), then non-square with overlapping adaptive
@@ -94,8 +94,10 @@ def pytorch_output(checkpoint: Path, x: np.ndarray, bypass: bool = False) -> np.
 
 
 def exported_output(path: str, x: np.ndarray) -> np.ndarray:
-    """Raw output of an exported model run by its runtime through AutoBackend."""
-    return first_tensor(AutoBackend(path, device=torch.device("cpu"), verbose=False)(torch.from_numpy(x)))
+    """Raw output of an exported model run by its runtime through AutoBackend; OpenVINO at fp32, its CPU default on
+    CPUs without bf16 units (with them it is bf16, which no fp32 tolerance admits, for any model)."""
+    with hsfpn_export.openvino_at_f32() if "openvino" in str(path) else contextlib.nullcontext():
+        return run_export(path, torch.from_numpy(x), torch.device("cpu"))
 
 
 def export_copy(checkpoint: Path, folder: Path, imgsz, **kwargs) -> str:
@@ -120,6 +122,30 @@ def test_export_runs_and_matches_pytorch(trained, deploy_dir, name, fmt):
         expected, got = pytorch_output(checkpoint, x), exported_output(path, x)
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=f"{fmt} at {h}x{w}")
+
+
+@pytest.mark.slow
+def test_openvino_check_compiles_at_f32_and_reports_the_cpu_default(trained, deploy_dir):
+    """OpenVINO's CPU plugin defaults to bf16 on CPUs with bf16 units: the check compares at fp32 and, where the
+    default is another precision, states it with the difference there."""
+    import openvino as ov
+
+    checkpoint = trained["yolov8n-hsfpn.yaml"]
+    path = export_copy(checkpoint, deploy_dir / "openvino-precision", SIZES[0], format="openvino")
+    stock = ov.Core.compile_model
+    with hsfpn_export.openvino_at_f32():
+        compiled = ov.Core().compile_model(next(Path(path).glob("*.xml")), "CPU")
+        assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    assert ov.Core.compile_model is stock
+    x = torch.rand((1, 3, *SIZES[0]), generator=torch.Generator().manual_seed(0))
+    expected = pytorch_output(checkpoint, x.numpy())
+    summary = hsfpn_export.verify_export(path, "openvino", SimpleNamespace(), x, expected, torch.device("cpu"))
+    assert summary.startswith("openvino: outputs match PyTorch")
+    default = hsfpn_export.openvino_cpu_precision()
+    if default == "f32":
+        assert "by default" not in summary
+    else:
+        assert f"compiled at f32; this CPU runs OpenVINO at {default} by default" in summary
 
 
 @pytest.fixture
