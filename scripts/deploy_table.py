@@ -4,10 +4,12 @@ Usage: python scripts/deploy_table.py [--models yolov8n,yolov8n-hsfpn] [--format
        [--runs 30] [--out runs/deploy-table]
 
 Each model is trained for one epoch on a small synthetic set and made responsive (`make_responsive`: HS-FPN gates
-opened, BatchNorm variances scaled down), so that its output depends on its input and blocks. Each format is exported at `--imgsz` (fp32, batch 1) and run by its own runtime through Ultralytics'
-AutoBackend, the way `YOLO(exported)` runs it. Parity: the largest |exported - PyTorch| on the raw output (boxes in
-pixels, class scores in [0, 1]) for one random input. Latency: median (IQR) over `--runs` calls after 3 warm-up
-calls, each on a fresh random input, one process, all models and formats timed in the same run.
+opened, BatchNorm variances scaled down), so that its output depends on its input and blocks. Each format is exported
+at `--imgsz` (fp32, batch 1) and run by its own runtime through Ultralytics' AutoBackend, the way `YOLO(exported)`
+runs it (OpenVINO at the CPU's default precision: bf16 on CPUs with bf16 units). Parity: the largest
+|exported - PyTorch| on the raw output (boxes in pixels, class scores in [0, 1]) for one random input. Latency: median
+(IQR) over `--runs` calls after 3 warm-up calls, each on a fresh random input, one process, all models and formats
+timed in the same run.
 """
 
 from __future__ import annotations
@@ -126,11 +128,15 @@ def main() -> None:
     lines.append(f"- Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
           f"torch threads {torch.get_num_threads()}; no GPU used")  # fmt: skip
     lines.append(f"- Date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
-    lines.append(
-        f"- Versions: Python {platform.python_version()}, torch {torch.__version__}, ultralytics {ultralytics.__version__}"
-    )
+    versions = f"Python {platform.python_version()}, torch {torch.__version__}, ultralytics {ultralytics.__version__}"
+    lines.append(f"- Versions: {versions}")
     lines.append(f"- Command: `python scripts/deploy_table.py {' '.join(sys.argv[1:])}`")
-    lines.append(f"- Settings: imgsz {args.imgsz}, batch 1, fp32, {args.runs} timed calls; ms are median (IQR)\n")
+    settings = f"imgsz {args.imgsz}, batch 1, fp32, {args.runs} timed calls; ms are median (IQR)"
+    if "openvino" in formats:  # what users get through AutoBackend: bf16 on CPUs with bf16 units (docs/deploy.md)
+        from hsfpn_yolo.export import openvino_cpu_precision
+
+        settings += f"; OpenVINO at this CPU's default inference precision ({openvino_cpu_precision()})"
+    lines.append(f"- Settings: {settings}\n")
     base = models[0]
     lines.append("| format | model | max abs diff vs PyTorch | latency ms | × " + base + " | export s |")
     lines.append("|:---|:---|---:|---:|---:|---:|")

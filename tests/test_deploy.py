@@ -16,7 +16,7 @@ from hsfpn_yolo.data.synth import generate
 from hsfpn_yolo.export import ExportParityError, first_tensor, run_export
 from hsfpn_yolo.bench.common import make_responsive
 from hsfpn_yolo.nn import HFP, SDP
-from tests.conftest import CFG
+from tests.conftest import CFG, REPO
 from ultralytics import YOLO
 
 MODELS = ("yolov8n-hsfpn.yaml", "yolov8n-hsfpn-p2.yaml")
@@ -146,6 +146,35 @@ def test_openvino_check_compiles_at_f32_and_reports_the_cpu_default(trained, dep
         assert "by default" not in summary
     else:
         assert f"compiled at f32; this CPU runs OpenVINO at {default} by default" in summary
+
+
+@pytest.mark.slow
+def test_openvino_precision_script_validates_each_run_at_the_default_and_at_fp32(tmp_path):
+    """`scripts/openvino_precision.py` exports a trained run to OpenVINO, validates it at the CPU's default precision
+    and at fp32, and prints both with their paired difference."""
+    import json
+    import subprocess
+    import sys
+
+    generate(tmp_path / "synth", train=4, val=2, imgsz=64, seed=0, progress=False)
+    data = str(tmp_path / "synth" / "data.yaml")
+    YOLO("yolov8n.yaml").train(data=data, epochs=1, imgsz=64, batch=2, workers=0, device="cpu", plots=False,
+                               project=str(tmp_path / "runs"), name="r", exist_ok=True)  # fmt: skip
+    runs = [{"model": "yolov8n", "seed": 0, "save_dir": str(tmp_path / "runs" / "r")}]
+    (tmp_path / "acc.json").write_text(json.dumps({"runs": runs}))
+    argv = [sys.executable, str(REPO / "scripts" / "openvino_precision.py"), "--json", str(tmp_path / "acc.json")]
+    out = subprocess.run([*argv, "--out", str(tmp_path / "p.json")], capture_output=True, text=True, check=True)
+    saved = json.loads((tmp_path / "p.json").read_text())
+    assert saved["environment"]["openvino_cpu_default"] == hsfpn_export.openvino_cpu_precision()
+    (row,) = saved["runs"]
+    assert set(row) == {"model", "seed", "default", "fp32"}
+    for precision in ("default", "fp32"):
+        assert set(row[precision]) == {"AP", "AP50", "AP_vt", "AP_t", "AP_s", "ms"}
+        assert row[precision]["ms"] > 0 and all(-1 <= row[precision][k] <= 1 for k in ("AP", "AP50", "AP_s"))
+    lines = out.stdout.splitlines()
+    assert any(ln.startswith("| yolov8n | 1 | default |") for ln in lines)
+    assert any(ln.startswith("| yolov8n | 1 | fp32 |") for ln in lines)
+    assert any(ln.startswith("| yolov8n | | default − fp32 |") for ln in lines)
 
 
 @pytest.fixture

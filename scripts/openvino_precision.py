@@ -1,0 +1,94 @@
+"""Tiny-object AP and latency of OpenVINO exports at the CPU's default inference precision and at fp32.
+
+Usage: python scripts/openvino_precision.py --json RESULTS.json [RESULTS.json ...] [--models A,B] [--out OUT.json]
+
+OpenVINO's CPU plugin runs fp32 models at the CPU's own default precision: bf16 on CPUs with bf16 units (Intel AMX,
+AVX512-BF16), fp32 elsewhere; Ultralytics' AutoBackend keeps that default on Linux x86. For every run of the
+`bench accuracy` results files, this exports the final checkpoint (`best.pt`) to OpenVINO at the run's image size and
+validates it twice on the run's own validation set through AutoBackend (batch 1): at the default, then compiled at
+fp32 (`hsfpn_yolo.export.openvino_at_f32`). It prints AP, AP50, AP_vt, AP_t, AP_s and the inference time per image
+(mean ± sd (min–max) over seeds, per model and precision), and the default minus fp32 difference per seed, paired
+(mean ± sd over seeds): both validations read the same checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+from pathlib import Path
+
+from hsfpn_yolo.bench.accuracy import runs_in, spread
+from hsfpn_yolo.bench.common import environment, header
+
+SHOWN = ("AP", "AP50", "AP_vt", "AP_t", "AP_s", "ms")
+DIGITS = {**dict.fromkeys(SHOWN, 3), "ms": 1}
+
+
+def precision_metrics(save_dir: Path) -> dict[str, dict[str, float]]:
+    """Export a run's best.pt to OpenVINO and validate it at the CPU's default precision and at fp32.
+
+    Args:
+        save_dir (Path): Ultralytics run folder (weights/best.pt, args.yaml).
+    """
+    import yaml
+
+    from hsfpn_yolo.export import openvino_at_f32
+    from hsfpn_yolo.metrics import enable_tiny_metrics
+    from ultralytics import YOLO
+
+    args = yaml.safe_load((save_dir / "args.yaml").read_text(encoding="utf-8"))
+    exported = YOLO(str(save_dir / "weights" / "best.pt")).export(format="openvino", imgsz=args["imgsz"], batch=1)
+    out = {}
+    for name, compiled in (("default", contextlib.nullcontext), ("fp32", openvino_at_f32)):
+        with compiled():
+            yolo = enable_tiny_metrics(YOLO(exported, task=args["task"]))
+            metrics = yolo.val(
+                data=args["data"], imgsz=args["imgsz"], batch=1, device="cpu", plots=False, verbose=False,
+                project=str(save_dir / "openvino-precision"), name=name, exist_ok=True,
+            )  # fmt: skip
+        out[name] = {**{k: metrics.tiny[k] for k in SHOWN[:-1]}, "ms": metrics.speed["inference"]}
+    return out
+
+
+def cell(s: dict, digits: int = 3) -> str:
+    """Format a spread as 'mean ± sd (min–max)'."""
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
+
+
+def main() -> None:
+    """Export and validate every run at both precisions and print the Markdown table."""
+    import openvino as ov
+
+    from hsfpn_yolo.export import openvino_cpu_precision
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", nargs="+", required=True, help="`bench accuracy` results files")
+    parser.add_argument("--models", default=None, help="comma-separated models to keep (default: every run's)")
+    parser.add_argument("--out", type=Path, default=None, help="save the per-run values here")
+    args = parser.parse_args()
+    keep = set(args.models.split(",")) if args.models else None
+    env = {**environment(), "openvino": ov.__version__, "openvino_cpu_default": openvino_cpu_precision()}
+    rows = []
+    for run in sorted(runs_in(args.json), key=lambda r: (r["model"], r["seed"])):
+        if keep is not None and run["model"] not in keep:
+            continue
+        rows.append({"model": run["model"], "seed": run["seed"], **precision_metrics(Path(run["save_dir"]))})
+    if args.out:
+        args.out.write_text(json.dumps({"environment": env, "runs": rows}, indent=1), encoding="utf-8")
+    print(header(env))
+    print(f"- OpenVINO {env['openvino']}; CPU default inference precision: {env['openvino_cpu_default']}\n")
+    print("| model | seeds | precision | " + " | ".join(SHOWN) + " |")
+    print("|---|---:|---|" + "---:|" * len(SHOWN))
+    for model in dict.fromkeys(r["model"] for r in rows):
+        runs = [r for r in rows if r["model"] == model]
+        for p in ("default", "fp32"):
+            cells = [cell(spread([r[p][k] for r in runs]), DIGITS[k]) for k in SHOWN]
+            print(f"| {model} | {len(runs)} | {p} | " + " | ".join(cells) + " |")
+        diffs = {k: spread([r["default"][k] - r["fp32"][k] for r in runs]) for k in SHOWN}
+        cells = [f"{d['mean']:+.{DIGITS[k]}f} ± {d['std']:.{DIGITS[k]}f}" for k, d in diffs.items()]
+        print(f"| {model} | | default − fp32 | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
