@@ -6,7 +6,7 @@ OpenVINO's CPU plugin runs fp32 models at the CPU's own default precision: bf16 
 AVX512-BF16), fp32 elsewhere; Ultralytics' AutoBackend keeps that default on Linux x86. For every run of the
 `bench accuracy` results files, this exports the final checkpoint (`best.pt`) to OpenVINO at the run's image size and
 validates it twice on the run's own validation set through AutoBackend (batch 1): at the default, then compiled at
-fp32 (`hsfpn_yolo.export.openvino_at_f32`). It prints AP, AP50, AP_vt, AP_t, AP_s and the inference time per image
+fp32 (`hsfpn_yolo.export.openvino_compiling`). It prints AP, AP50, AP_vt, AP_t, AP_s and the inference time per image
 (mean ± sd (min–max) over seeds, per model and precision), and the default minus fp32 difference per seed, paired
 (mean ± sd over seeds): both validations read the same checkpoint.
 """
@@ -14,7 +14,6 @@ fp32 (`hsfpn_yolo.export.openvino_at_f32`). It prints AP, AP50, AP_vt, AP_t, AP_
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 from pathlib import Path
 
@@ -33,21 +32,21 @@ def precision_metrics(save_dir: Path) -> dict[str, dict[str, float]]:
     """
     import yaml
 
-    from hsfpn_yolo.export import openvino_at_f32
+    from hsfpn_yolo.export import openvino_compiling
     from hsfpn_yolo.metrics import enable_tiny_metrics
     from ultralytics import YOLO
 
     args = yaml.safe_load((save_dir / "args.yaml").read_text(encoding="utf-8"))
     exported = YOLO(str(save_dir / "weights" / "best.pt")).export(format="openvino", imgsz=args["imgsz"], batch=1)
     out = {}
-    for name, compiled in (("default", contextlib.nullcontext), ("fp32", openvino_at_f32)):
-        with compiled():
+    for name, precision in (("default", None), ("fp32", "f32")):
+        with openvino_compiling(precision) as used:
             yolo = enable_tiny_metrics(YOLO(exported, task=args["task"]))
             metrics = yolo.val(
                 data=args["data"], imgsz=args["imgsz"], batch=1, device="cpu", plots=False, verbose=False,
                 project=str(save_dir / "openvino-precision"), name=name, exist_ok=True,
             )  # fmt: skip
-        out[name] = {**{k: metrics.tiny[k] for k in SHOWN[:-1]}, "ms": metrics.speed["inference"]}
+        out[name] = {**{k: metrics.tiny[k] for k in SHOWN[:-1]}, "ms": metrics.speed["inference"], "ran_at": used[-1]}
     return out
 
 

@@ -96,7 +96,7 @@ def pytorch_output(checkpoint: Path, x: np.ndarray, bypass: bool = False) -> np.
 def exported_output(path: str, x: np.ndarray) -> np.ndarray:
     """Raw output of an exported model run by its runtime through AutoBackend; OpenVINO at fp32, its CPU default on
     CPUs without bf16 units (with them it is bf16, which no fp32 tolerance admits, for any model)."""
-    with hsfpn_export.openvino_at_f32() if "openvino" in str(path) else contextlib.nullcontext():
+    with hsfpn_export.openvino_compiling("f32") if "openvino" in str(path) else contextlib.nullcontext():
         return run_export(path, torch.from_numpy(x), torch.device("cpu"))
 
 
@@ -132,16 +132,19 @@ def test_openvino_check_compiles_at_f32_and_reports_the_cpu_default(trained, dep
 
     checkpoint = trained["yolov8n-hsfpn.yaml"]
     path = export_copy(checkpoint, deploy_dir / "openvino-precision", SIZES[0], format="openvino")
-    stock = ov.Core.compile_model
-    with hsfpn_export.openvino_at_f32():
-        compiled = ov.Core().compile_model(next(Path(path).glob("*.xml")), "CPU")
-        assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    stock, xml = ov.Core.compile_model, next(Path(path).glob("*.xml"))
+    with hsfpn_export.openvino_compiling("f32") as used:
+        compiled = ov.Core().compile_model(xml, "CPU")
+        assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32 and used == ["f32"]
     assert ov.Core.compile_model is stock
+    default = hsfpn_export.openvino_cpu_precision()
+    with hsfpn_export.openvino_compiling(None) as used:
+        ov.Core().compile_model(xml, "CPU")
+    assert used == [default]
     x = torch.rand((1, 3, *SIZES[0]), generator=torch.Generator().manual_seed(0))
     expected = pytorch_output(checkpoint, x.numpy())
     summary = hsfpn_export.verify_export(path, "openvino", SimpleNamespace(), x, expected, torch.device("cpu"))
     assert summary.startswith("openvino: outputs match PyTorch")
-    default = hsfpn_export.openvino_cpu_precision()
     if default == "f32":
         assert "by default" not in summary
     else:
@@ -169,8 +172,9 @@ def test_openvino_precision_script_validates_each_run_at_the_default_and_at_fp32
     (row,) = saved["runs"]
     assert set(row) == {"model", "seed", "default", "fp32"}
     for precision in ("default", "fp32"):
-        assert set(row[precision]) == {"AP", "AP50", "AP_vt", "AP_t", "AP_s", "ms"}
+        assert set(row[precision]) == {"AP", "AP50", "AP_vt", "AP_t", "AP_s", "ms", "ran_at"}
         assert row[precision]["ms"] > 0 and all(-1 <= row[precision][k] <= 1 for k in ("AP", "AP50", "AP_s"))
+    assert row["fp32"]["ran_at"] == "f32" and row["default"]["ran_at"] == hsfpn_export.openvino_cpu_precision()
     lines = out.stdout.splitlines()
     assert any(ln.startswith("| yolov8n | 1 | default |") for ln in lines)
     assert any(ln.startswith("| yolov8n | 1 | fp32 |") for ln in lines)
