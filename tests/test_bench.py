@@ -237,7 +237,7 @@ def test_bench_plot_draws_the_data(tmp_path, capsys, monkeypatch):
     ]
     summary = summarize(runs)
     (tmp_path / "s.json").write_text(json.dumps(speed))
-    accuracy = {"settings": {"epochs": 1, "imgsz": 320}, "runs": runs, "summary": summary}
+    accuracy = {"settings": {"epochs": 2, "imgsz": 320, "batch": 4, "nbs": 4}, "runs": runs, "summary": summary}
     (tmp_path / "a.json").write_text(json.dumps(accuracy))
     args = ["bench", "plot", "--speed", str(tmp_path / "s.json"), "--accuracy", str(tmp_path / "a.json")]
     figures, savefig = {}, Figure.savefig
@@ -259,6 +259,7 @@ def test_bench_plot_draws_the_data(tmp_path, capsys, monkeypatch):
         blue_minus_red = image[..., 0].astype(int) - image[..., 2]
         assert (blue_minus_red > 60).sum() >= 20 and (blue_minus_red < -60).sum() >= 20, name
 
+    assert figures[plots.AP_PNG].axes[0].get_title() == "AP by object size (2 epochs, imgsz 320, batch 4, nbs 4)"
     bars = [c for c in figures[plots.AP_PNG].axes[0].containers if isinstance(c, BarContainer)]
     assert [[b.get_height() for b in group] for group in bars] == [  # per model, the seed means of AP, vt, t, s
         pytest.approx([0.21, 0.06, 0.205, 0.41]),

@@ -56,7 +56,9 @@ def ap_by_size(accuracy: dict[str, Any], path: Path) -> Path:
     ax.set_xticks(range(len(keys)), [BUCKETS[k] for k in keys])
     ax.set_ylabel("AP (IoU 0.50:0.95), mean ± sd over seeds")
     st = accuracy.get("settings", {})
-    ax.set_title(f"AP by object size ({st.get('epochs', '?')} epochs, imgsz {st.get('imgsz', '?')})")
+    nbs = f", nbs {st['nbs']}" if "nbs" in st else ""  # Ultralytics' 64 when the run did not set it
+    ax.set_title(f"AP by object size ({st.get('epochs', '?')} epochs, imgsz {st.get('imgsz', '?')}, batch "
+                 f"{st.get('batch', '?')}{nbs})")  # fmt: skip
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
