@@ -197,9 +197,9 @@ def verify_export(
         return f"{fmt}: exported, outputs not compared with PyTorch ({reason})"
     fail = f"format='{fmt}' export of an HS-FPN model failed its check against PyTorch"
     skip = f"Do not deploy {path}; {ENV_VAR}=0 exports without the check."
-    openvino = fmt == "openvino"  # fp32 and fp16 exports alike: fp16 weights run at the compiled precision
+    is_openvino = fmt == "openvino"  # fp32 and fp16 exports alike: fp16 weights run at the compiled precision
     try:
-        with openvino_compiling("f32") if openvino else contextlib.nullcontext():
+        with openvino_compiling("f32") if is_openvino else contextlib.nullcontext():
             got = run_export(path, im, device, fp16=bits == 16)
     except Exception as e:
         raise ExportParityError(f"{fail}: the exported file did not run ({type(e).__name__}: {e}). {skip}") from e
@@ -215,7 +215,7 @@ def verify_export(
             f"({rule}). {skip}"
         )
     summary = f"{fmt}: outputs match PyTorch by the rule ({rule}); largest difference {diff:.2g}"
-    if openvino and openvino_cpu_precision() not in (None, "f32"):  # AutoBackend may still set f32 itself
+    if is_openvino and openvino_cpu_precision() not in (None, "f32"):  # AutoBackend may still set f32 itself
         summary += openvino_default_note(path, im, expected, device, end_to_end)
     return summary
 

@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hsfpn_yolo.bench.accuracy import difference, runs_in, spread
+from hsfpn_yolo.bench.accuracy import difference, mean_sd, runs_in, spread
 
 SHOWN = ("AP", "AP50", "AP_vt", "AP_t", "AP_s")
 HEADS = {"one-to-one": False, "one-to-many + NMS": True}  # head -> Ultralytics' `nms` validation argument
@@ -49,11 +49,6 @@ def head_metrics(save_dir: Path) -> dict[str, dict[str, float]] | None:
     return out
 
 
-def cell(s: dict) -> str:
-    """Format a spread as 'mean ± sd (min–max)'."""
-    return f"{s['mean']:.3f} ± {s['std']:.3f} ({s['min']:.3f}–{s['max']:.3f})"
-
-
 def main() -> None:
     """Validate every end-to-end run with both heads and print the Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -73,7 +68,8 @@ def main() -> None:
         runs = [r for r in rows if r["model"] == model]
         spreads = {h: {k: spread([r[h][k] for r in runs]) for k in SHOWN} for h in HEADS}
         for h in HEADS:
-            print(f"| {model} | {runs[0]['epochs']} | {h} | " + " | ".join(cell(spreads[h][k]) for k in SHOWN) + " |")
+            cells = [mean_sd(spreads[h][k]) for k in SHOWN]
+            print(f"| {model} | {runs[0]['epochs']} | {h} | " + " | ".join(cells) + " |")
         diffs = [difference(spreads["one-to-many + NMS"][k], spreads["one-to-one"][k]) for k in SHOWN]
         print(
             f"| {model} | | Δ many − one | "

@@ -6,9 +6,12 @@ OpenVINO's CPU plugin runs fp32 models at the CPU's own default precision: bf16 
 AVX512-BF16), fp32 elsewhere; Ultralytics' AutoBackend keeps that default on Linux x86. For every run of the
 `bench accuracy` results files, this exports the final checkpoint (`best.pt`) to OpenVINO at the run's image size and
 validates it twice on the run's own validation set through AutoBackend (batch 1): at the default, then compiled at
-fp32 (`hsfpn_yolo.export.openvino_compiling`). It prints AP, AP50, AP_vt, AP_t, AP_s and the inference time per image
-(mean ± sd (min–max) over seeds, per model and precision), and the default minus fp32 difference per seed, paired
-(mean ± sd over seeds): both validations read the same checkpoint.
+fp32 (`hsfpn_yolo.export.openvino_compiling`). At each precision it also runs the export on one fixed random input,
+as the export check does, for the largest and the mean |exported - PyTorch| of the box coordinates (pixels).
+It prints AP, AP50, AP_vt, AP_t, AP_s, the inference time per image and the box differences (mean ± sd (min–max) over
+seeds, per model and precision); the default minus fp32 difference per seed, paired (mean ± sd over seeds: both
+validations read the same checkpoint) with the fp32 / default time ratio; and, over all runs, the largest single-run
+difference in an AP metric and the range of the time ratio.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ import argparse
 import json
 from pathlib import Path
 
-from hsfpn_yolo.bench.accuracy import runs_in, spread
+import numpy as np
+
+from hsfpn_yolo.bench.accuracy import mean_sd, runs_in, spread
 from hsfpn_yolo.bench.common import environment, header
 
-SHOWN = ("AP", "AP50", "AP_vt", "AP_t", "AP_s", "ms")
-DIGITS = {**dict.fromkeys(SHOWN, 3), "ms": 1}
+AP_KEYS = ("AP", "AP50", "AP_vt", "AP_t", "AP_s")
+SHOWN = (*AP_KEYS, "ms", "box_max", "box_mean")
+DIGITS = {**dict.fromkeys(AP_KEYS, 3), "ms": 1, "box_max": 2, "box_mean": 3}
 
 
 def precision_metrics(save_dir: Path) -> dict[str, dict[str, float]]:
@@ -30,29 +36,32 @@ def precision_metrics(save_dir: Path) -> dict[str, dict[str, float]]:
     Args:
         save_dir (Path): Ultralytics run folder (weights/best.pt, args.yaml).
     """
+    import torch
     import yaml
 
-    from hsfpn_yolo.export import openvino_compiling
+    from hsfpn_yolo.export import openvino_compiling, reference_output, run_export
     from hsfpn_yolo.metrics import enable_tiny_metrics
     from ultralytics import YOLO
 
     args = yaml.safe_load((save_dir / "args.yaml").read_text(encoding="utf-8"))
-    exported = YOLO(str(save_dir / "weights" / "best.pt")).export(format="openvino", imgsz=args["imgsz"], batch=1)
+    checkpoint = YOLO(str(save_dir / "weights" / "best.pt"))
+    exported = checkpoint.export(format="openvino", imgsz=args["imgsz"], batch=1)
+    im = torch.rand((1, 3, args["imgsz"], args["imgsz"]), generator=torch.Generator().manual_seed(0))
+    expected = reference_output(checkpoint.model, im)[:, :4]  # box rows (cx, cy, w, h) of every anchor
     out = {}
     for name, precision in (("default", None), ("fp32", "f32")):
         with openvino_compiling(precision) as used:
+            box = np.abs(run_export(exported, im, torch.device("cpu"))[:, :4] - expected)
             yolo = enable_tiny_metrics(YOLO(exported, task=args["task"]))
             metrics = yolo.val(
                 data=args["data"], imgsz=args["imgsz"], batch=1, device="cpu", plots=False, verbose=False,
                 project=str(save_dir / "openvino-precision"), name=name, exist_ok=True,
             )  # fmt: skip
-        out[name] = {**{k: metrics.tiny[k] for k in SHOWN[:-1]}, "ms": metrics.speed["inference"], "ran_at": used[-1]}
+        out[name] = {
+            **{k: metrics.tiny[k] for k in AP_KEYS}, "ms": metrics.speed["inference"],
+            "box_max": float(box.max()), "box_mean": float(box.mean()), "ran_at": used[-1],
+        }  # fmt: skip
     return out
-
-
-def cell(s: dict, digits: int = 3) -> str:
-    """Format a spread as 'mean ± sd (min–max)'."""
-    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
 
 
 def main() -> None:
@@ -77,16 +86,33 @@ def main() -> None:
         args.out.write_text(json.dumps({"environment": env, "runs": rows}, indent=1), encoding="utf-8")
     print(header(env))
     print(f"- OpenVINO {env['openvino']}; CPU default inference precision: {env['openvino_cpu_default']}\n")
-    print("| model | seeds | precision | " + " | ".join(SHOWN) + " |")
-    print("|---|---:|---|" + "---:|" * len(SHOWN))
+    print("| model | seeds | precision | " + " | ".join(SHOWN) + " | time fp32 / default |")
+    print("|---|---:|---|" + "---:|" * (len(SHOWN) + 1))
     for model in dict.fromkeys(r["model"] for r in rows):
         runs = [r for r in rows if r["model"] == model]
         for p in ("default", "fp32"):
-            cells = [cell(spread([r[p][k] for r in runs]), DIGITS[k]) for k in SHOWN]
-            print(f"| {model} | {len(runs)} | {p} | " + " | ".join(cells) + " |")
+            cells = [mean_sd(spread([r[p][k] for r in runs]), DIGITS[k]) for k in SHOWN]
+            print(f"| {model} | {len(runs)} | {p} | " + " | ".join(cells) + " | |")
         diffs = {k: spread([r["default"][k] - r["fp32"][k] for r in runs]) for k in SHOWN}
         cells = [f"{d['mean']:+.{DIGITS[k]}f} ± {d['std']:.{DIGITS[k]}f}" for k, d in diffs.items()]
-        print(f"| {model} | | default − fp32 | " + " | ".join(cells) + " |")
+        ratio = mean_sd(spread([time_ratio(r) for r in runs]), 2)
+        print(f"| {model} | | default − fp32 | " + " | ".join(cells) + f" | {ratio} |")
+    worst = max(rows, key=largest_ap_change)
+    ratios = [time_ratio(r) for r in rows]
+    print(
+        f"\nLargest single-run difference in an AP metric: {largest_ap_change(worst):.3f} ({worst['model']} seed "
+        f"{worst['seed']}); fp32 / default inference time per run: {min(ratios):.2f}-{max(ratios):.2f}×"
+    )
+
+
+def time_ratio(run: dict) -> float:
+    """Return a run's inference time at fp32 over its time at the CPU's default precision."""
+    return run["fp32"]["ms"] / run["default"]["ms"]
+
+
+def largest_ap_change(run: dict) -> float:
+    """Return a run's largest |default - fp32| over the AP metrics."""
+    return max(abs(run["default"][k] - run["fp32"][k]) for k in AP_KEYS)
 
 
 if __name__ == "__main__":

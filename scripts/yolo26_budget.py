@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hsfpn_yolo.bench.accuracy import SYNTH, run_all, spread, synth_data, train_one, train_settings
+from hsfpn_yolo.bench.accuracy import SYNTH, mean_sd, run_all, spread, synth_data, train_one, train_settings
 
 # name -> (model, model YAML keys changed, training settings changed)
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
@@ -99,12 +99,7 @@ def main() -> None:
     print("|---|---:|" + "---:|" * len(SHOWN))
     for v in names:
         rows = [r for r in runs if r["variant"] == v and r["seed"] in seeds]
-        cells = []
-        for k in SHOWN:
-            s = spread([r[k] for r in rows])
-            cells.append(
-                "–" if s["mean"] is None else f"{s['mean']:.3f} ± {s['std']:.3f} ({s['min']:.3f}–{s['max']:.3f})"
-            )
+        cells = [mean_sd(spread([r[k] for r in rows])) for k in SHOWN]
         print(f"| {v} | {len(rows)} | " + " | ".join(cells) + " |")
 
 

@@ -93,10 +93,10 @@ def pytorch_output(checkpoint: Path, x: np.ndarray, bypass: bool = False) -> np.
         return first_tensor(model(torch.from_numpy(x)))
 
 
-def exported_output(path: str, x: np.ndarray) -> np.ndarray:
+def exported_output(path: str, fmt: str, x: np.ndarray) -> np.ndarray:
     """Raw output of an exported model run by its runtime through AutoBackend; OpenVINO at fp32, its CPU default on
     CPUs without bf16 units (with them it is bf16, which no fp32 tolerance admits, for any model)."""
-    with hsfpn_export.openvino_compiling("f32") if "openvino" in str(path) else contextlib.nullcontext():
+    with hsfpn_export.openvino_compiling("f32") if fmt.startswith("openvino") else contextlib.nullcontext():
         return run_export(path, torch.from_numpy(x), torch.device("cpu"))
 
 
@@ -119,7 +119,7 @@ def test_export_runs_and_matches_pytorch(trained, deploy_dir, name, fmt):
         if not dynamic:
             path = export_copy(checkpoint, deploy_dir / f"{checkpoint.stem}-{fmt}-{h}x{w}", (h, w), **args)
         x = np.random.default_rng(h * w).random((1, 3, h, w), dtype=np.float32)
-        expected, got = pytorch_output(checkpoint, x), exported_output(path, x)
+        expected, got = pytorch_output(checkpoint, x), exported_output(path, fmt, x)
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=f"{fmt} at {h}x{w}")
 
@@ -172,13 +172,17 @@ def test_openvino_precision_script_validates_each_run_at_the_default_and_at_fp32
     (row,) = saved["runs"]
     assert set(row) == {"model", "seed", "default", "fp32"}
     for precision in ("default", "fp32"):
-        assert set(row[precision]) == {"AP", "AP50", "AP_vt", "AP_t", "AP_s", "ms", "ran_at"}
-        assert row[precision]["ms"] > 0 and all(-1 <= row[precision][k] <= 1 for k in ("AP", "AP50", "AP_s"))
+        values = row[precision]
+        assert set(values) == {"AP", "AP50", "AP_vt", "AP_t", "AP_s", "ms", "box_max", "box_mean", "ran_at"}
+        assert values["ms"] > 0 and all(-1 <= values[k] <= 1 for k in ("AP", "AP50", "AP_s"))
+        assert 0 <= values["box_mean"] <= values["box_max"]
+    assert row["fp32"]["box_max"] < 0.01  # compiled at fp32 the export is PyTorch's model: rounding only
     assert row["fp32"]["ran_at"] == "f32" and row["default"]["ran_at"] == hsfpn_export.openvino_cpu_precision()
     lines = out.stdout.splitlines()
     assert any(ln.startswith("| yolov8n | 1 | default |") for ln in lines)
     assert any(ln.startswith("| yolov8n | 1 | fp32 |") for ln in lines)
     assert any(ln.startswith("| yolov8n | | default − fp32 |") for ln in lines)
+    assert any(ln.startswith("Largest single-run difference in an AP metric: ") for ln in lines)
 
 
 @pytest.fixture

@@ -279,8 +279,8 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(stats.values())
 
 
-def _mean_sd(s: dict[str, Any], digits: int = 3) -> str | None:
-    """Format 'mean ± sd (min–max)'."""
+def mean_sd(s: dict[str, Any], digits: int = 3) -> str:
+    """Format a `spread` as 'mean ± sd (min–max)', or 'n/a' without values."""
     if s["mean"] is None:
         return "n/a"
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
@@ -293,7 +293,7 @@ def table(summary: list[dict[str, Any]]) -> str:
             "model": s["model"],
             "seeds": len(s["seeds"]),
             "params": f"{s['params'] / 1e6:.2f} M",
-            **{k: _mean_sd(s[k]) for k in SHOWN},
+            **{k: mean_sd(s[k]) for k in SHOWN},
             "s/epoch (train)": None if s["epoch_train_s"]["mean"] is None else f"{s['epoch_train_s']['mean']:.1f}",
         }
         for s in summary
