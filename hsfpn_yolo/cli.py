@@ -133,6 +133,7 @@ _BUDGET = (
     "val_images",
     "batch",
     "nbs",
+    "pretrain_epochs",
     "workers",
     "device",
     "jobs",
@@ -222,7 +223,10 @@ def _add_budget_args(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="nominal batch size: one optimizer step per round(N / batch) batches (default Ultralytics' 64)",
+        help="nominal batch size: one optimizer step per round(N / batch) batches (default: the batch, a step per batch)",
+    )
+    p.add_argument(
+        "--pretrain-epochs", type=int, default=None, metavar="E", help="epochs of the pretrained starts' pretraining"
     )
     p.add_argument("--device", default="cpu", help="'cpu', '0', ...")
     p.add_argument("--train-images", type=int, default=None, metavar="N", help="synthetic training images (200)")

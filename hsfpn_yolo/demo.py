@@ -1,6 +1,6 @@
 """The first run: train an HS-FPN YOLOv8n on the built-in synthetic tiny-object set and show what it detects.
 
-It is one run of `hsfpn-yolo bench accuracy`: the same training call (`bench.accuracy.fit`) with the same data and
+It is one run of `hsfpn-yolo bench accuracy`: the same training call (`bench.training.fit`) with the same data and
 settings at the benchmark's first seed, so its numbers are that seed's and can be read against the seed means in
 docs/design-study.md. Nothing is downloaded: the data is rendered locally and the model starts from scratch.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .bench.accuracy import SEEDS, SYNTH, TRAIN, fit, synth_data, train_settings
+from .bench.training import SEEDS, SYNTH, TRAIN, fit, synth_data, train_settings
 
 MODEL = "yolov8n-hsfpn"
 UPSCALE = 3  # the prediction image is drawn at 3x: boxes around 2-30 px objects stay visible

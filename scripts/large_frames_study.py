@@ -93,7 +93,8 @@ def run_one(
     model: str, training: str, seed: int, data: dict[str, str], settings: dict[str, Any], project: Path
 ) -> dict:
     """Train one (model, training, seed) run with the accuracy benchmark's settings and evaluate it both ways."""
-    from hsfpn_yolo.bench.accuracy import TRAIN, train_one
+    from hsfpn_yolo.bench.accuracy import train_one
+    from hsfpn_yolo.bench.training import TRAIN
 
     epochs = settings["epochs"] * (settings["tiles_per_frame"] if training == "resized" else 1)  # equal images seen
     train = {**{k: TRAIN[k] for k in ("batch", "optimizer", "lr0")}, "epochs": epochs, "workers": 0}

@@ -17,7 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hsfpn_yolo.bench.accuracy import SYNTH, mean_sd, run_all, spread, synth_data, train_one, train_settings
+from hsfpn_yolo.bench.accuracy import mean_sd, spread, train_one
+from hsfpn_yolo.bench.training import SYNTH, run_all, synth_data, train_settings
 
 # name -> (model, model YAML keys changed, training settings changed)
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {

@@ -205,7 +205,8 @@ def test_bench_accuracy_refuses_mixed_tasks_and_a_step_below_the_batch(tmp_path,
 
 def test_bench_synthetic_set_of_obb_models_has_oriented_labels(tmp_path):
     """OBB models get the same images with oriented labels (cls and four corners), in a folder of their own."""
-    from hsfpn_yolo.bench.accuracy import synth_data, task_of
+    from hsfpn_yolo.bench.accuracy import task_of
+    from hsfpn_yolo.bench.training import synth_data
 
     assert task_of(["yolo26n-obb", "yolo26n-hsfpn-obb"]) == "obb" and task_of(["yolo26n", "yolov8n-p2"]) == "detect"
     plain, oriented = (Path(synth_data(2, 1, 64, 0, tmp_path, obb=o)).parent for o in (False, True))
@@ -296,13 +297,13 @@ def test_pretrained_starts_follow_the_stock_counterpart(tmp_path, monkeypatch):
     checkpoints already on disk are used as they are (nothing is trained)."""
     from ultralytics.utils import SETTINGS
 
-    from hsfpn_yolo.bench import accuracy, pretrain
+    from hsfpn_yolo.bench import pretrain, training
 
     monkeypatch.setitem(SETTINGS, "weights_dir", str(tmp_path))
-    settings = pretrain.pretrain_settings(200, 50, 256, accuracy.train_settings())
+    settings = pretrain.pretrain_settings(200, 50, 256, training.train_settings())
     assert (settings["train"], settings["val"], settings["imgsz"]) == (600, 50, 256)
-    assert settings["data_seed"] != accuracy.SYNTH["seed"] and settings["look"] == "pretrain"
-    other = pretrain.pretrain_settings(200, 50, 320, accuracy.train_settings())
+    assert settings["data_seed"] != training.SYNTH["seed"] and settings["look"] == "pretrain"
+    other = pretrain.pretrain_settings(200, 50, 320, training.train_settings())
     assert pretrain.checkpoint_path("yolov8n", settings) != pretrain.checkpoint_path("yolov8n", other)
     for m in ("yolov8n", "yolov8n-p2"):
         path = pretrain.checkpoint_path(m, settings)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hsfpn_yolo.bench import accuracy
-from hsfpn_yolo.bench.accuracy import SEEDS, SYNTH
+from hsfpn_yolo.bench.training import SEEDS, SYNTH
 from hsfpn_yolo.demo import MODEL, UPSCALE, report, run
 
 

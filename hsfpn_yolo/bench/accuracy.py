@@ -24,45 +24,17 @@ from __future__ import annotations
 
 import csv
 import math
-import multiprocessing
 import statistics
-import sys
-import time
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from ..sizes import AP_KEYS
 from .common import counterpart, default_models, environment, header, md_table, model_name, model_yaml, save_json
+from .training import SEEDS, TRAIN, fit, run_all, sizes, synth_data, train_settings
 
-SYNTH = {"train": 200, "val": 50, "imgsz": 256, "seed": 0}  # default synthetic set
-TRAIN = {"epochs": 10, "batch": 8, "optimizer": "AdamW", "lr0": 0.002, "workers": 2}  # every model and seed
-SEEDS = (0, 1, 2)  # default training seeds
-QUICK = {"train": 100, "val": 40, "imgsz": 256, "epochs": 6}  # screening run: about a third of the default
 METRICS = AP_KEYS  # AP, AP50, AP75 and AP per AI-TOD size bucket
 SHOWN = ("AP", "AP50", "AP_vt", "AP_t", "AP_s")  # metrics in the Markdown tables
 TIMES = ("epoch_train_s", "epoch_total_s")
-
-
-def synth_data(train: int, val: int, imgsz: int, seed: int, root: str | Path | None = None, obb: bool = False) -> str:
-    """Generate (once) the synthetic tiny-object set and return its data YAML.
-
-    Args:
-        train (int): Training images.
-        val (int): Validation images.
-        imgsz (int): Image side in pixels.
-        seed (int): Generator seed.
-        root (str | Path, optional): Parent folder; default Ultralytics' datasets folder.
-        obb (bool): The same images with oriented-box labels (Ultralytics' OBB task), in a folder of their own.
-    """
-    from hsfpn_yolo.data.synth import generate
-    from ultralytics.utils import SETTINGS
-
-    root = Path(root or SETTINGS["datasets_dir"])
-    name = f"hsfpn-bench-synth{'-obb' if obb else ''}-{train}-{val}-{imgsz}-s{seed}"
-    summary = generate(root / name, train, val, imgsz, seed, obb=obb)
-    return str(Path(summary["path"]) / "data.yaml")
 
 
 def task_of(models: list[str]) -> str:
@@ -79,119 +51,6 @@ def task_of(models: list[str]) -> str:
         found = ", ".join(f"{m}: {t}" for m, t in tasks.items())
         raise ValueError(f"bench accuracy compares detect models or OBB models, one task per run; got {found}")
     return kinds.pop()
-
-
-class EpochClock:
-    """Ultralytics callbacks that record the wall time of each training epoch, with and without its validation."""
-
-    def __init__(self):
-        self.train: list[float] = []
-        self.total: list[float] = []
-        self._t0 = 0.0
-        self.threads = 0
-        self.wall_s = 0.0  # the whole training call, set by `fit`
-
-    def start(self, trainer) -> None:
-        """Epoch starts; note the torch thread count Ultralytics trains with."""
-        import torch
-
-        self.threads = torch.get_num_threads()
-        self._t0 = time.perf_counter()
-
-    def trained(self, trainer) -> None:
-        """Epoch's training batches are done."""
-        self.train.append(time.perf_counter() - self._t0)
-
-    def validated(self, trainer) -> None:
-        """Epoch's validation is done."""
-        self.total.append(time.perf_counter() - self._t0)
-
-    def attach(self, model) -> None:
-        """Add the callbacks to a YOLO object."""
-        model.add_callback("on_train_epoch_start", self.start)
-        model.add_callback("on_train_epoch_end", self.trained)
-        model.add_callback("on_fit_epoch_end", self.validated)
-
-
-def train_settings(
-    epochs: int = TRAIN["epochs"],
-    batch: int = TRAIN["batch"],
-    workers: int = TRAIN["workers"],
-    nbs: int | None = None,
-) -> dict[str, Any]:
-    """Return the training settings every run of a benchmark shares: `TRAIN` with the given epochs, batch, workers.
-
-    Args:
-        epochs (int): Epochs per run.
-        batch (int): Batch size.
-        workers (int): Dataloader workers.
-        nbs (int, optional): Ultralytics' nominal batch size: gradients are summed over round(nbs / batch) batches per
-            optimizer step (Ultralytics' default 64). Only a given value enters the settings, so results saved
-            without it stay comparable.
-    """
-    if nbs is not None and nbs < batch:
-        raise ValueError(f"nbs={nbs} is below batch={batch}: give an nbs of at least the batch size (one step a batch)")
-    return {**TRAIN, "epochs": epochs, "batch": batch, "workers": workers, **({"nbs": nbs} if nbs else {})}
-
-
-def fit(
-    model: str,
-    seed: int,
-    data: str,
-    imgsz: int,
-    device: str,
-    project: Path,
-    train: dict[str, Any],
-    name: str | None = None,
-    weights: str | None = None,
-    nwd: dict[str, Any] | None = None,
-) -> tuple[Any, EpochClock]:
-    """Train one model with one seed and the shared settings, as every benchmark run does.
-
-    Args:
-        model (str): Model name (see `model_yaml`) or YAML path.
-        seed (int): Training seed (weight init, augmentation and data order).
-        data (str): Data YAML.
-        imgsz (int): Training and validation image size.
-        device (str): 'cpu', '0', ...
-        project (Path): Folder for the Ultralytics runs.
-        train (dict): Shared training settings, see `train_settings`.
-        name (str, optional): Run folder inside `project`; default '{model}-s{seed}'.
-        weights (str, optional): Checkpoint to start from (Ultralytics' `pretrained=`); default random weights.
-        nwd (dict, optional): NWD assignment and loss options (`hsfpn_yolo.nwd.DEFAULTS`); default the stock loss.
-
-    Returns:
-        (tuple): The trained YOLO object (`.metrics`: its final validation, with `.tiny`) and its `EpochClock`,
-            whose `wall_s` is the whole call.
-    """
-    from hsfpn_yolo.metrics import enable_tiny_metrics
-    from ultralytics import YOLO
-
-    yolo = enable_tiny_metrics(YOLO(model_yaml(model)))  # HS-FPN models report it anyway; stock ones opt in
-    if nwd is not None:
-        from hsfpn_yolo.nwd import enable
-
-        enable(yolo, **nwd)
-    clock = EpochClock()
-    clock.attach(yolo)
-    t = time.perf_counter()
-    yolo.train(
-        data=data,
-        imgsz=imgsz,
-        device=device,
-        project=str(project),
-        name=name or f"{model_name(model)}-s{seed}",
-        exist_ok=True,
-        seed=seed,
-        deterministic=True,
-        pretrained=weights or False,
-        amp=False,
-        plots=False,
-        verbose=False,
-        **train,
-    )
-    clock.wall_s = time.perf_counter() - t
-    return yolo, clock
 
 
 def train_one(
@@ -220,6 +79,8 @@ def train_one(
         "epoch_total_s": statistics.median(clock.total) if clock.total else None,
         "wall_s": clock.wall_s,
         "train_threads": clock.threads,
+        "optimizer_steps": clock.steps,
+        "curve": clock.curve,
         "save_dir": str(yolo.trainer.save_dir),
         "start": Path(weights).name if weights else "scratch",
     }
@@ -339,9 +200,9 @@ def runs_table(runs: list[dict[str, Any]]) -> str:
 def save_csv(path: Path, runs: list[dict[str, Any]]) -> None:
     """Write one CSV row per (model, seed) run."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fields = list(dict.fromkeys(k for r in runs for k in r))
+    fields = [k for k in dict.fromkeys(k for r in runs for k in r) if k != "curve"]  # the curves stay in the JSON
     with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(runs)
 
@@ -385,53 +246,6 @@ def runs_in(paths: list[str | Path], alias: dict[str, str] | None = None) -> lis
     return list(runs.values())
 
 
-def sizes(
-    quick: bool = False,
-    epochs: int | None = None,
-    imgsz: int | None = None,
-    train_images: int | None = None,
-    val_images: int | None = None,
-) -> tuple[int, int, int, int]:
-    """Return (epochs, imgsz, train images, val images) of a benchmark: the given values, else the defaults (`QUICK`'s
-    with `quick`)."""
-    preset = {**SYNTH, **TRAIN, **(QUICK if quick else {})}
-    return (
-        epochs or preset["epochs"],
-        imgsz or preset["imgsz"],
-        train_images or preset["train"],
-        val_images or preset["val"],
-    )
-
-
-def run_all(fn: Callable[..., Any], calls: list[tuple], jobs: int, done: Callable[[Any], None]) -> None:
-    """Call `fn(*args)` for every args tuple in `calls` and pass each result to `done` as it arrives.
-
-    With `jobs` > 1 the calls run in spawned worker processes, one call per process, so no state leaks between runs;
-    a call that fails stops the rest.
-
-    Args:
-        fn (Callable): A module-level function (workers import it).
-        calls (list[tuple]): Positional arguments of each call.
-        jobs (int): Calls running at the same time.
-        done (Callable): Receives each result, in the order they finish.
-    """
-    if jobs <= 1:
-        for args in calls:
-            done(fn(*args))
-        return
-    ctx = multiprocessing.get_context("spawn")
-    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
-    with ProcessPoolExecutor(jobs, mp_context=ctx, **fresh) as pool:
-        pending = {pool.submit(fn, *args) for args in calls}
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    done(f.result())
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)  # a failed run stops the benchmark, not just itself
-            raise
-
 
 def run(
     models: list[str] | None = None,
@@ -454,6 +268,7 @@ def run(
     pretrained: bool = False,
     nwd: dict[str, Any] | None = None,
     nbs: int | None = None,
+    pretrain_epochs: int | None = None,
 ) -> dict[str, Any]:
     """Train each model with each seed under the same settings; print and save per-seed rows and per-model spreads.
 
@@ -480,8 +295,9 @@ def run(
         pretrained (bool): Start every model from its stock counterpart's pretrained checkpoint (built first where
             missing, see `hsfpn_yolo.bench.pretrain`) instead of random weights.
         nwd (dict, optional): Train every model with NWD assignment and box loss, these options (`hsfpn_yolo.nwd`).
-        nbs (int, optional): Nominal batch size (`train_settings`); default Ultralytics' 64. With `nbs=batch` every
-            batch is an optimizer step: 8 times the steps of the default at batch 8.
+        nbs (int, optional): Nominal batch size (`training.train_settings`); default the batch size, one optimizer
+            step per batch (Ultralytics' own default, 64, makes 8 times fewer steps at batch 8).
+        pretrain_epochs (int, optional): Epochs of the pretrained starts' pretraining (default `pretrain.EPOCHS`).
 
     Returns:
         (dict): {'env', 'settings', 'runs', 'summary'}.
@@ -508,7 +324,7 @@ def run(
     if pretrained:  # only then, so that results saved before stay comparable to new from-scratch runs
         from .pretrain import pretrain_settings, starts
 
-        settings["pretrained"] = pretrain_settings(train_images, val_images, imgsz, shared)
+        settings["pretrained"] = pretrain_settings(train_images, val_images, imgsz, shared, pretrain_epochs)
         weights = starts(models, settings["pretrained"], device, jobs)
     if nwd is not None:  # likewise only then
         settings["nwd"] = nwd

@@ -3,7 +3,8 @@
 Users fine-tune pretrained weights, so the benchmark has a second regime in which every model starts from a stock
 checkpoint instead of random weights. The checkpoints come from a pretraining set that is not the benchmark: the
 synthetic generator's 'pretrain' look (other classes, shapes and colours, objects of 2-64 px), its own generator seed
-and three times the benchmark's training images, at the benchmark's image size and number of epochs. Each stock model
+and three times the benchmark's training images, at the benchmark's image size and training settings, for its own
+number of epochs (`EPOCHS`, read off the pretraining's learning curve, which is saved beside each checkpoint). Each stock model
 (e.g. yolov8n, yolov8n-p2) is trained on it once, with a fixed seed and deterministic settings, and its final weights
 are kept in Ultralytics' weights folder under a name that encodes every setting: the same settings reuse the file,
 other settings build another.
@@ -26,25 +27,31 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .accuracy import TRAIN, fit, run_all, sizes, train_settings
-from .common import counterpart, default_models, model_name
+from .common import counterpart, default_models, model_name, save_json
+from .training import TRAIN, fit, run_all, sizes, train_settings
 
 IMAGES_FACTOR = 3  # pretraining images per benchmark training image
 DATA_SEED = 1  # generator seed of the pretraining set (the benchmark's set uses 0)
 SEED = 0  # training seed of every pretraining run
 FOLDER = "hsfpn-pretrain"  # inside Ultralytics' weights folder
+EPOCHS = 10  # pretraining epochs, from the pretraining curve (docs/design-study.md, "Regime")
 
 
-def pretrain_settings(train_images: int, val_images: int, imgsz: int, train: dict[str, Any]) -> dict[str, Any]:
+def pretrain_settings(
+    train_images: int, val_images: int, imgsz: int, train: dict[str, Any], epochs: int | None = None
+) -> dict[str, Any]:
     """Return the pretraining settings for a benchmark of `train_images` training images at `imgsz` trained with
-    `train` (see `accuracy.train_settings`): three times the images, same validation images, size and settings.
+    `train` (see `training.train_settings`): three times the images, same validation images, size and settings, its
+    own epochs.
 
     Args:
         train_images (int): The benchmark's training images.
         val_images (int): The benchmark's validation images.
         imgsz (int): The benchmark's image size.
         train (dict): The benchmark's shared training settings.
+        epochs (int, optional): Pretraining epochs (default `EPOCHS`).
     """
+    train = {**train, "epochs": epochs or EPOCHS}
     return {
         "train": IMAGES_FACTOR * train_images,
         "val": val_images,
@@ -99,10 +106,15 @@ def pretrain_one(model: str, settings: dict[str, Any], device: str = "cpu") -> s
     dst = checkpoint_path(model, settings)
     data = pretrain_data(settings)
     project = dst.parent / "runs"
-    yolo, _ = fit(model, settings["seed"], data, settings["imgsz"], device, project, settings["train_args"], dst.stem)
+    yolo, clock = fit(
+        model, settings["seed"], data, settings["imgsz"], device, project, settings["train_args"], dst.stem
+    )
     tmp = dst.with_suffix(".tmp")
     shutil.copyfile(yolo.trainer.last, tmp)
     os.replace(tmp, dst)
+    # Its learning curve on the pretraining set's validation images, beside it (what decides the pretraining epochs)
+    record = {"model": model_name(model), "settings": settings, "optimizer_steps": clock.steps, "curve": clock.curve}
+    save_json(dst.with_suffix(".json"), record)
     return str(dst)
 
 
@@ -147,6 +159,7 @@ def run(
     jobs: int = 2,
     scale: str = "n",
     nbs: int | None = None,
+    pretrain_epochs: int | None = None,
 ) -> dict[str, str]:
     """Build the pretrained checkpoints that `bench accuracy --pretrained` with the same arguments starts from; print
     and return {stock model: checkpoint path}.
@@ -160,11 +173,12 @@ def run(
         device (str): 'cpu', '0', ...
         jobs (int): Checkpoints trained at the same time.
         scale (str): Scale of the default models.
-        nbs (int, optional): Nominal batch size (`accuracy.train_settings`).
+        nbs (int, optional): Nominal batch size (`training.train_settings`).
+        pretrain_epochs (int, optional): Pretraining epochs (default `EPOCHS`).
     """
     epochs, imgsz, train_images, val_images = sizes(quick, epochs, imgsz, train_images, val_images)
     shared = train_settings(epochs, batch, workers, nbs)
-    settings = pretrain_settings(train_images, val_images, imgsz, shared)
+    settings = pretrain_settings(train_images, val_images, imgsz, shared, pretrain_epochs)
     models = models or default_models(scale)
     paths = dict(zip(map(counterpart, map(model_name, models)), starts(models, settings, device, jobs).values()))
     for m, path in paths.items():
