@@ -158,9 +158,17 @@ def cmd_bench_accuracy(args: argparse.Namespace) -> None:
         json_path=args.json,
         resume=not args.no_resume,
         reuse=tuple(args.reuse),
-        pretrained=args.pretrained,
+        starts=("pretrained",) if args.pretrained else args.starts,
         nwd=args.nwd,
     )
+
+
+def cmd_bench_compare(args: argparse.Namespace) -> None:
+    """Compare `bench accuracy` results files."""
+    from hsfpn_yolo.bench.compare import run
+
+    alias = dict(a.split("=", 1) for a in args.alias)
+    run(args.files, args.pairs, args.with_, alias, tuple(args.metrics), args.times)
 
 
 def cmd_bench_pretrain(args: argparse.Namespace) -> None:
@@ -273,7 +281,15 @@ def _bench_parsers(commands) -> None:
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], metavar="0,1,2", help="training seeds (default 0,1,2)")
     _add_budget_args(p)
     p.add_argument("--data", default=None, metavar="YAML", help="data YAML (default: synthetic set)")
-    p.add_argument("--pretrained", action="store_true", help="start from pretrained stock checkpoints (bench pretrain)")
+    p.add_argument(
+        "--starts",
+        type=_names,
+        default=None,
+        metavar="S,...",
+        help="scratch and/or pretrained (the stock counterpart's `bench pretrain` checkpoint); default both "
+        "(scratch only for OBB models)",
+    )
+    p.add_argument("--pretrained", action="store_true", help="the pretrained start only (--starts pretrained)")
     p.add_argument(
         "--nwd",
         type=_nwd_options,
@@ -288,6 +304,25 @@ def _bench_parsers(commands) -> None:
     p.add_argument("--no-resume", action="store_true", help="retrain runs already in --json with equal settings")
     p.add_argument("--reuse", type=Path, nargs="*", default=[], metavar="JSON", help="also keep these files' runs")
     p.set_defaults(func=cmd_bench_accuracy)
+
+    p = kinds.add_parser(
+        "compare",
+        help="compare `bench accuracy` results: each model against stock (starts side by side), pairs, an option",
+        description="Read `bench accuracy` results files (a run found in several counts once) and print Markdown: by "
+        "default each model's mean ± sd (min–max) and its difference to the stock counterpart ± standard error with "
+        "the verdict (gain/loss beyond 2 SE, noise otherwise), one column group per start, and per regime (epochs, "
+        "nominal batch, image size, optimizer steps) where the files hold several. --pairs compares given models, "
+        "--with the same models trained with an option.",
+    )
+    p.add_argument("files", type=Path, nargs="+", metavar="JSON", help="`bench accuracy` results files")
+    p.add_argument("--pairs", nargs="+", default=None, metavar="A:B", help="model A against model B")
+    p.add_argument(
+        "--with", dest="with_", type=Path, nargs="+", default=None, metavar="JSON", help="runs with an option"
+    )
+    p.add_argument("--alias", nargs="+", default=[], metavar="OLD=NEW", help="rename models of the JSON files")
+    p.add_argument("--metrics", type=_names, default=["AP", "AP_vt"], metavar="K,...", help="metrics (AP,AP_vt)")
+    p.add_argument("--times", action="store_true", help="add the ratio of the mean training time per epoch")
+    p.set_defaults(func=cmd_bench_compare)
 
     p = kinds.add_parser(
         "pretrain",
@@ -344,7 +379,12 @@ def _add_slicing_args(p: argparse.ArgumentParser, conf: float, postprocess: str,
     p.add_argument("--postprocess", default=postprocess, choices=POSTPROCESS, help=f"SAHI's merge ({postprocess})")
     p.add_argument("--match-metric", default=metric, choices=MATCH_METRICS, help=f"overlap measure ({metric})")
     p.add_argument("--match-threshold", type=float, default=0.5, metavar="T", help="overlap that merges (0.5)")
-    p.add_argument("--project", type=Path, default=Path("runs/detect"), help="parent folder of the run")
+    p.add_argument(
+        "--project",
+        type=Path,
+        default=None,
+        help="parent folder of the run, read as `yolo ... project=` reads it (default: detect/ in Ultralytics' runs_dir)",
+    )
     p.add_argument("--exist-ok", action="store_true", help="reuse the run folder instead of numbering a new one")
 
 

@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hsfpn_yolo.bench.accuracy import difference, mean_sd, runs_in, spread
+from hsfpn_yolo.bench.stats import difference, mean_sd, runs_in, spread
 
 SHOWN = ("AP", "AP50", "AP_vt", "AP_t", "AP_s")
 HEADS = {"one-to-one": False, "one-to-many + NMS": True}  # head -> Ultralytics' `nms` validation argument

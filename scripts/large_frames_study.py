@@ -110,7 +110,7 @@ def run_one(
 
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Return mean ± sd (min–max) over seeds per (model, training, evaluation)."""
-    from hsfpn_yolo.bench.accuracy import spread
+    from hsfpn_yolo.bench.stats import spread
 
     keys = list(dict.fromkeys((r["model"], r["training"]) for r in runs))
     rows = []

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hsfpn_yolo.bench.accuracy import mean_sd, runs_in, spread
+from hsfpn_yolo.bench.stats import mean_sd, runs_in, spread
 from hsfpn_yolo.bench.common import environment, header
 
 AP_KEYS = ("AP", "AP50", "AP_vt", "AP_t", "AP_s")

@@ -17,7 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hsfpn_yolo.bench.accuracy import mean_sd, spread, train_one
+from hsfpn_yolo.bench.accuracy import train_one
+from hsfpn_yolo.bench.stats import mean_sd, spread
 from hsfpn_yolo.bench.training import SYNTH, run_all, synth_data, train_settings
 
 # name -> (model, model YAML keys changed, training settings changed)

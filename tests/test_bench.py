@@ -15,7 +15,7 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 
 from hsfpn_yolo.bench import plots, workloads
-from hsfpn_yolo.bench.accuracy import summarize
+from hsfpn_yolo.bench.stats import summarize
 from hsfpn_yolo.bench.common import counterpart
 from hsfpn_yolo.bench.profile import family
 from hsfpn_yolo.bench.reference import HFPCore, ReferenceHFP, ReferenceSDP
@@ -155,7 +155,8 @@ def test_bench_accuracy_seeds_and_resume(tmp_path, capsys):
     data = str(tmp_path / "synth" / "data.yaml")
     out = tmp_path / "acc.json"
     args = ["bench", "accuracy", "--models", "yolov8n", "--seeds", "3,4", "--epochs", "1", "--imgsz", "64"]
-    args += ["--batch", "2", "--jobs", "1", "--data", data, "--project", str(tmp_path / "runs"), "--json", str(out)]
+    args += ["--starts", "scratch", "--batch", "2", "--jobs", "1", "--data", data]
+    args += ["--project", str(tmp_path / "runs"), "--json", str(out)]
     assert main(args) == 0
     result = json.loads(out.read_text())
     assert [(r["model"], r["seed"]) for r in result["runs"]] == [("yolov8n", 3), ("yolov8n", 4)]
@@ -180,7 +181,7 @@ def test_bench_accuracy_trains_runs_side_by_side(tmp_path):
     generate(tmp_path / "synth", train=4, val=2, imgsz=64, seed=0)
     out = tmp_path / "acc.json"
     args = ["bench", "accuracy", "--models", "yolov8n", "--seeds", "0,1", "--epochs", "1", "--imgsz", "64"]
-    args += ["--batch", "2", "--jobs", "2", "--data", str(tmp_path / "synth" / "data.yaml")]
+    args += ["--starts", "scratch", "--batch", "2", "--jobs", "2", "--data", str(tmp_path / "synth" / "data.yaml")]
     assert main([*args, "--project", str(tmp_path / "runs"), "--json", str(out)]) == 0
     runs = json.loads(out.read_text())["runs"]
     assert sorted(r["seed"] for r in runs) == [0, 1] and len({r["save_dir"] for r in runs}) == 2
@@ -199,7 +200,9 @@ def test_bench_accuracy_refuses_mixed_tasks_and_a_step_below_the_batch(tmp_path,
     assert main([*args, "--models", "yolov8n", "--batch", "8", "--nbs", "4"]) == 2
     assert "nbs=4 is below batch=8" in capsys.readouterr().err
     assert main([*args, "--models", "yolo26n-obb", "--pretrained"]) == 2
-    assert "--pretrained starts detect models only" in capsys.readouterr().err
+    assert "the pretrained start is for detect models only" in capsys.readouterr().err
+    assert main([*args, "--models", "yolov8n", "--starts", "scratch,imagenet"]) == 2
+    assert "starts are scratch and pretrained; got scratch, imagenet" in capsys.readouterr().err
     assert not (tmp_path / "datasets").exists() and not (tmp_path / "acc.json").exists()
 
 
@@ -236,6 +239,8 @@ def test_bench_plot_draws_the_data(tmp_path, capsys, monkeypatch):
         run_row("yolov8n", 1, AP=0.22, AP_vt=0.07, AP_t=0.21, AP_s=0.42, AP_m=-1.0),
         run_row("yolov8n-hsfpn", 0, AP=0.25, AP_vt=0.08, AP_t=0.25, AP_s=0.45, AP_m=-1.0),
     ]
+    runs[0]["curve"] = {"AP": [0.05, 0.15, 0.195, 0.2]}  # within 95 % of its best from epoch 3
+    runs[2]["curve"] = {"AP": [0.25, None, 0.2, 0.1]}  # its best is the first epoch; the second was not validated
     summary = summarize(runs)
     (tmp_path / "s.json").write_text(json.dumps(speed))
     accuracy = {"settings": {"epochs": 2, "imgsz": 320, "batch": 4, "nbs": 4}, "runs": runs, "summary": summary}
@@ -250,7 +255,7 @@ def test_bench_plot_draws_the_data(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(Figure, "savefig", keep)
     assert main([*args, "--out", str(tmp_path / "docs")]) == 0
     printed = capsys.readouterr().out
-    for name in (plots.AP_PNG, plots.LATENCY_PNG, plots.SEEDS_PNG):
+    for name in (plots.AP_PNG, plots.LATENCY_PNG, plots.SEEDS_PNG, plots.CURVE_PNG):
         png = tmp_path / "docs" / name
         assert str(png) in printed
         image = cv2.imread(str(png))
@@ -269,6 +274,14 @@ def test_bench_plot_draws_the_data(tmp_path, capsys, monkeypatch):
     ap = figures[plots.SEEDS_PNG].axes[0].collections  # the AP panel: one dot per run, in model columns
     dots = np.concatenate([c.get_offsets() for c in ap if isinstance(c, PathCollection)])
     np.testing.assert_allclose(dots, [[0, 0.2], [0, 0.22], [1, 0.25]])
+    curve, marker, *_ = figures[plots.CURVE_PNG].axes[0].lines  # per run that recorded its curve: line and mark
+    np.testing.assert_allclose(curve.get_xydata(), [[1, 0.05], [2, 0.15], [3, 0.195], [4, 0.2]])
+    np.testing.assert_allclose(marker.get_xydata(), [[3, 0.195]])
+    assert curve.get_label() == "yolov8n seed 0: best 0.200, ≥95% of it from epoch 3"
+    assert (
+        figures[plots.CURVE_PNG].axes[0].lines[2].get_label()
+        == "yolov8n-hsfpn seed 0: best 0.250, ≥95% of it from epoch 1"
+    )
     points = [c.get_offsets() for c in figures[plots.LATENCY_PNG].axes[0].collections]
     np.testing.assert_allclose(np.concatenate(points), [[10.0, 0.21], [12.0, 0.25]])  # (latency ms, mean AP)
 
@@ -316,36 +329,6 @@ def test_pretrained_starts_follow_the_stock_counterpart(tmp_path, monkeypatch):
     assert starts == {"yolov8n-hsfpn": p3, "yolov8n-finepath-p2": p2, "yolov8n": p3, models[3]: p3}
 
 
-def test_option_effect_compares_each_model_without_and_with(tmp_path):
-    """`scripts/option_effect.py` merges the files of each side (a pair in two files counts once), renames by alias
-    and prints each model's spreads and the difference of the means with its standard error."""
-    from tests.conftest import REPO
-
-    def results(path, rows):
-        runs = [
-            {"model": m, "seed": s, "AP": ap, "AP_vt": ap, "AP_t": ap, "AP_s": ap, "params": 1} for m, s, ap in rows
-        ]
-        path.write_text(json.dumps({"runs": runs}))
-        return str(path)
-
-    old = results(tmp_path / "a.json", [("m-old", 0, 0.10), ("m-old", 1, 0.12), ("other", 0, 0.5)])
-    again = results(tmp_path / "b.json", [("m-old", 1, 0.99), ("m-old", 2, 0.14)])  # seed 1 is a.json's
-    new = results(tmp_path / "c.json", [("m", 0, 0.20), ("m", 1, 0.22), ("m", 2, 0.24)])
-    script = REPO / "scripts" / "option_effect.py"
-    argv = [sys.executable, str(script), "--without", old, again, "--with", new, "--alias", "m-old=m"]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    # without: 0.10, 0.12, 0.14 (mean 0.12, sd 0.02); with: 0.22 ± 0.02; se = sqrt(2 * 0.02² / 3) = 0.0163
-    row = "| m | AP | 0.120 ± 0.020 (0.100–0.140) | 0.220 ± 0.020 (0.200–0.240) | +0.100 ± 0.016 (gain) |"
-    assert row in out.splitlines() and "other" not in out
-    short = subprocess.run([*argv, "--short"], capture_output=True, text=True, check=True).stdout.splitlines()
-    assert (
-        short[2]
-        == "| m | 0.120 ± 0.020 (0.100–0.140) | 0.220 ± 0.020 (0.200–0.240) | "
-        + " | ".join(["+0.100 ± 0.016 (gain)"] * 4)
-        + " |"
-    )
-
-
 def test_yolo26_budget_variant_is_the_stock_model_with_one_key_changed(tmp_path):
     """A model-YAML variant of the YOLO26 budget screen is yolo26n's YAML with that key alone changed, at scale n."""
     import importlib.util
@@ -390,26 +373,3 @@ def test_e2e_heads_validates_both_branches_of_an_end_to_end_run(tmp_path):
     lines = out.stdout.splitlines()
     assert any(ln.startswith("| yolo26n | 1 | one-to-one |") for ln in lines)
     assert any(ln.startswith("| yolo26n | | Δ many − one |") for ln in lines) and "yolov8n" not in out.stdout
-
-
-def test_compare_runs_reads_several_files_and_times(tmp_path):
-    """`scripts/compare_runs.py` compares models kept in different results files (a pair in two files counts once)
-    and, with --times, prints the ratio of their mean epoch times."""
-    from tests.conftest import REPO
-
-    def results(path, rows):
-        runs = [
-            {"model": m, "seed": s, "AP": ap, "AP_vt": ap, "AP_t": ap, "AP_s": ap, "epoch_train_s": t, "params": 1}
-            for m, s, ap, t in rows
-        ]
-        path.write_text(json.dumps({"runs": runs}))
-        return str(path)
-
-    a = results(tmp_path / "a.json", [("a", 0, 0.20, 3.0), ("a", 1, 0.22, 3.0), ("a", 2, 0.24, 3.0)])
-    b = results(
-        tmp_path / "b.json", [("b", 0, 0.10, 2.0), ("b", 1, 0.12, 2.0), ("b", 2, 0.14, 2.0), ("a", 0, 0.9, 9.0)]
-    )
-    argv = [sys.executable, str(REPO / "scripts" / "compare_runs.py"), a, "a:b", "--also", b, "--times"]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()
-    # sd 0.02 on both sides: se = sqrt(2 * 0.02² / 3) = 0.0163; a.json's seed 0 of "a" wins over b.json's
-    assert out[2] == "| a − b | " + " | ".join(["+0.100 ± 0.016 (gain)"] * 4) + " | 1.50 |"

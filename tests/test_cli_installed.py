@@ -207,11 +207,11 @@ def speed_run(module_user):
 
 @pytest.fixture(scope="module")
 def accuracy_run(module_user):
-    """Run `bench accuracy --nwd --nbs 2` for yolov8n, one seed, one epoch on 4 + 2 synthetic images; return (process,
-    JSON path). (`bench pretrain` and `bench accuracy --pretrained` run without --nwd.)"""
+    """Run `bench accuracy --nwd` for yolov8n from both starts (the default), one seed, one epoch on 4 + 2 synthetic
+    images, pretraining for one epoch; return (process, JSON path)."""
     cwd, env = module_user
     args = ["bench", "accuracy", "--models", "yolov8n", "--seeds", 0, "--epochs", 1, "--imgsz", 64, "--batch", 2]
-    args += ["--nwd", "loss=0.3,assign=false", "--nbs", 2]
+    args += ["--nwd", "loss=0.3,assign=false", "--pretrain-epochs", 1]
     args += ["--train-images", 4, "--val-images", 2, "--jobs", 1, "--workers", 0, "--json", "accuracy.json"]
     return run_hsfpn_yolo(args, cwd, env), cwd / "accuracy.json"
 
@@ -225,21 +225,34 @@ def test_bench_speed(speed_run):
 
 
 def test_bench_accuracy(accuracy_run):
-    """`bench accuracy` trains the run, prints its AP and saves it as JSON and CSV rows."""
+    """`bench accuracy` trains each start's run, prints its AP and budget, and saves it as JSON (with the learning
+    curve and the optimizer steps) and CSV rows."""
     proc, path = accuracy_run
-    (row,) = json.loads(path.read_text())["runs"]
-    assert (row["model"], row["seed"], row["epochs"]) == ("yolov8n", 0, 1) and 0 <= row["AP"] <= 1
-    assert Path(row["save_dir"], "weights", "best.pt").is_file()
+    result = json.loads(path.read_text())
+    scratch, pretrained = result["runs"]
+    assert (scratch["start"], pretrained["start"]) == ("scratch", "pretrained")
+    for row in (scratch, pretrained):
+        assert (row["model"], row["seed"], row["epochs"]) == ("yolov8n", 0, 1) and 0 <= row["AP"] <= 1
+        assert Path(row["save_dir"], "weights", "best.pt").is_file()
+        assert row["optimizer_steps"] == 2  # 4 images in batches of 2: one optimizer step a batch by default
+        assert len(row["curve"]["AP"]) == 1 and 0 <= row["curve"]["AP"][0] <= 1  # the epoch's validation
+        assert f"bench accuracy: yolov8n ({row['start']}) seed 0: AP " in proc.stdout
+        assert yaml.safe_load(Path(row["save_dir"], "args.yaml").read_text())["nbs"] == 2
+        trained = torch.load(Path(row["save_dir"], "weights", "last.pt"), weights_only=False)["model"].yaml["nwd"]
+        assert trained["loss"] == 0.3 and trained["assign"] is False and isinstance(trained["constant"], float)
+    assert (
+        pretrained["checkpoint"]
+        == Path(yaml.safe_load(Path(pretrained["save_dir"], "args.yaml").read_text())["pretrained"]).name
+    )
     with open(path.with_suffix(".csv")) as f:
-        assert [r["model"] for r in csv.DictReader(f)] == ["yolov8n"]
-    assert "bench accuracy: yolov8n seed 0: AP " in proc.stdout
+        assert [(r["model"], r["start"]) for r in csv.DictReader(f)] == [
+            ("yolov8n", "scratch"),
+            ("yolov8n", "pretrained"),
+        ]
     options = {"assign": False, "loss": 0.3, "constant": "auto"}
-    assert json.loads(path.read_text())["settings"]["nwd"] == options
+    assert result["settings"]["nwd"] == options and result["settings"]["nbs"] == 2
     assert f"- Label assignment and box loss: NWD {options}" in proc.stdout
-    assert json.loads(path.read_text())["settings"]["nbs"] == 2  # one optimizer step a batch, as Ultralytics got it
-    assert yaml.safe_load(Path(row["save_dir"], "args.yaml").read_text())["nbs"] == 2
-    trained = torch.load(Path(row["save_dir"], "weights", "last.pt"), weights_only=False)["model"].yaml["nwd"]
-    assert trained["loss"] == 0.3 and trained["assign"] is False and isinstance(trained["constant"], float)
+    assert "- Budget: 1 epochs, batch 2, nominal batch 2: 2 optimizer steps per run, at 64 px" in proc.stdout
 
 
 def test_bench_pretrain_then_accuracy_from_it(user):
@@ -247,7 +260,7 @@ def test_bench_pretrain_then_accuracy_from_it(user):
     same sizes starts every model from it (HS-FPN models included) without pretraining again."""
     cwd, env = user
     sizes = ["--epochs", 1, "--imgsz", 64, "--batch", 2, "--train-images", 4, "--val-images", 2, "--jobs", 1]
-    sizes += ["--workers", 0]
+    sizes += ["--workers", 0, "--pretrain-epochs", 1]
     proc = run_hsfpn_yolo(["bench", "pretrain", "--models", "yolov8n,yolov8n-finepath", *sizes], cwd, env)
     (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("yolov8n: ")]
     checkpoint = Path(line.split(": ", 1)[1])
@@ -257,9 +270,11 @@ def test_bench_pretrain_then_accuracy_from_it(user):
     proc = run_hsfpn_yolo([*args, "--json", "acc.json"], cwd, env)
     assert "bench pretrain: training" not in proc.stdout  # the checkpoint is reused
     (row,) = json.loads((cwd / "acc.json").read_text())["runs"]
-    assert row["start"] == checkpoint.name and row["model"] == "yolov8n-finepath"
+    assert (row["start"], row["checkpoint"], row["model"]) == ("pretrained", checkpoint.name, "yolov8n-finepath")
     assert yaml.safe_load(Path(row["save_dir"], "args.yaml").read_text())["pretrained"] == str(checkpoint)
-    assert "- Start: stock checkpoints pretrained on 12 images" in proc.stdout
+    assert "- Start: the stock counterpart's checkpoint (pretrained), trained on 12 images" in proc.stdout
+    record = json.loads(checkpoint.with_suffix(".json").read_text())  # the pretraining's own learning curve
+    assert record["model"] == "yolov8n" and len(record["curve"]["AP"]) == 1 and record["optimizer_steps"] == 6
     assert re.search(r"Transferred \d+/\d+ items from pretrained weights", output(proc))
 
 
@@ -278,7 +293,20 @@ def test_bench_plot(module_user, speed_run, accuracy_run):
     args = ["bench", "plot", "--speed", speed_run[1], "--accuracy", accuracy_run[1], "--out", "plots"]
     proc = run_hsfpn_yolo(args, cwd, env)
     printed = [cwd / p for p in proc.stdout.split()]
-    assert len(printed) == 3 and all(p.parent == cwd / "plots" and cv2.imread(str(p)).size > 0 for p in printed)
+    assert len(printed) == 4 and all(p.parent == cwd / "plots" and cv2.imread(str(p)).size > 0 for p in printed)
+    assert cwd / "plots" / "bench_ap_by_epoch.png" in printed  # the runs recorded their learning curves
+
+
+def test_bench_compare(module_user, accuracy_run):
+    """`bench compare` prints each model of a results file with the starts side by side, under the file's regime."""
+    cwd, env = module_user
+    proc = run_hsfpn_yolo(["bench", "compare", accuracy_run[1], "--metrics", "AP"], cwd, env)
+    runs = {r["start"]: r for r in json.loads(accuracy_run[1].read_text())["runs"]}
+    assert proc.stdout.startswith("Regime: 1 ep · nbs 2 · 64 px · 2 steps\n")
+    cells = [
+        f"{runs[s]['AP']:.3f} ± 0.000 ({runs[s]['AP']:.3f}–{runs[s]['AP']:.3f})" for s in ("scratch", "pretrained")
+    ]
+    assert f"| yolov8n | – | {cells[0]} | – | 1 | {cells[1]} | – | 1 |" in proc.stdout.splitlines()
 
 
 @pytest.mark.slow
@@ -305,6 +333,7 @@ RUN_BY = {
     ("bench", "pretrain"): test_bench_pretrain_then_accuracy_from_it,
     ("bench", "profile"): test_bench_profile,
     ("bench", "plot"): test_bench_plot,
+    ("bench", "compare"): test_bench_compare,
 }
 
 
@@ -322,6 +351,7 @@ def test_every_subcommand_runs_somewhere():
         ["predict", "no-such.pt", "no-such-frames"],
         ["val", "no-such.pt", "no-such.yaml"],
         ["bench", "plot", "--accuracy", "no-such.json"],
+        ["bench", "compare", "no-such.json"],
     ],
     ids=lambda a: " ".join(a[:2]),
 )

@@ -23,18 +23,17 @@ Examples:
 from __future__ import annotations
 
 import csv
-import math
 import statistics
 from pathlib import Path
 from typing import Any
 
-from ..sizes import AP_KEYS
-from .common import counterpart, default_models, environment, header, md_table, model_name, model_yaml, save_json
-from .training import SEEDS, TRAIN, fit, run_all, sizes, synth_data, train_settings
+from .common import default_models, environment, header, md_table, model_name, model_yaml, save_json
+from .stats import METRICS, delta_cell, mean_sd, start_of, summarize
+from .training import SEEDS, SYNTH, TRAIN, fit, run_all, sizes, synth_data, train_settings
 
-METRICS = AP_KEYS  # AP, AP50, AP75 and AP per AI-TOD size bucket
+STARTS = ("scratch", "pretrained")  # random weights; the stock counterpart's pretrained checkpoint
+
 SHOWN = ("AP", "AP50", "AP_vt", "AP_t", "AP_s")  # metrics in the Markdown tables
-TIMES = ("epoch_train_s", "epoch_total_s")
 
 
 def task_of(models: list[str]) -> str:
@@ -64,87 +63,35 @@ def train_one(
     weights: str | None = None,
     nwd: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train one model with one seed and the shared settings (`fit`); return its final tiny-object AP and timings."""
-    yolo, clock = fit(model, seed, data, imgsz, device, project, train, weights=weights, nwd=nwd)
+    """Train one model with one seed and the shared settings (`fit`); return its final tiny-object AP, timings,
+    optimizer steps and learning curve."""
+    start = "pretrained" if weights else "scratch"
+    name = f"{model_name(model)}-{start}-s{seed}"
+    yolo, clock = fit(model, seed, data, imgsz, device, project, train, name=name, weights=weights, nwd=nwd)
     metrics = yolo.metrics
     tiny = getattr(metrics, "tiny", None) or {}
     return {
         "model": model_name(model),
+        "start": start,
         "seed": seed,
         "params": sum(p.numel() for p in yolo.model.parameters()),
         **{k: tiny.get(k) for k in METRICS},
         "mAP50-95 (Ultralytics)": float(metrics.box.map) if metrics is not None else None,
         "epochs": len(clock.train),
+        "optimizer_steps": clock.steps,
         "epoch_train_s": statistics.median(clock.train) if clock.train else None,
         "epoch_total_s": statistics.median(clock.total) if clock.total else None,
         "wall_s": clock.wall_s,
         "train_threads": clock.threads,
-        "optimizer_steps": clock.steps,
         "curve": clock.curve,
         "save_dir": str(yolo.trainer.save_dir),
-        "start": Path(weights).name if weights else "scratch",
+        "checkpoint": Path(weights).name if weights else None,
     }
 
 
-def spread(values: list[float]) -> dict[str, float | int | None]:
-    """Return n, mean, sample standard deviation (0 for one value), min and max of `values` (None when empty)."""
-    if not values:
-        return {"n": 0, "mean": None, "std": None, "min": None, "max": None}
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"n": len(values), "mean": statistics.fmean(values), "std": sd, "min": min(values), "max": max(values)}
-
-
-def difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
-    """Return the difference of two `spread` means, its standard error and verdict (None where a mean is missing).
-
-    Args:
-        a (dict): `spread` of the model.
-        b (dict): `spread` of the model it is compared with.
-    """
-    if a["mean"] is None or b["mean"] is None:
-        return None
-    diff = a["mean"] - b["mean"]
-    se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
-    enough = a["n"] > 1 and b["n"] > 1
-    verdict = "gain" if enough and diff > 2 * se else "loss" if enough and diff < -2 * se else "within noise"
-    return {"diff": diff, "se": se, "verdict": verdict}
-
-
-def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Aggregate the per-seed runs per model and compare each model with its stock counterpart.
-
-    The difference of two means has standard error sqrt(s1²/n1 + s2²/n2); `verdict` says 'gain' or 'loss' where the
-    difference exceeds twice that error, else 'within noise' (also when either side has fewer than two seeds).
-
-    Args:
-        runs (list[dict]): Rows of `train_one`.
-    """
-    models = list(dict.fromkeys(r["model"] for r in runs))
-    stats = {}
-    for m in models:
-        rows = [r for r in runs if r["model"] == m]
-        # A bucket without objects reports -1 (COCO's convention); leave it out of the statistics
-        keys = {k: spread([r[k] for r in rows if r.get(k) is not None and r[k] >= 0]) for k in METRICS + TIMES}
-        stats[m] = {"model": m, "seeds": sorted(r["seed"] for r in rows), "params": rows[0]["params"], **keys}
-    for m, s in stats.items():
-        base = stats.get(counterpart(m))
-        if base is None or base is s:
-            continue
-        s["baseline"] = base["model"]
-        for k in METRICS:
-            if (d := difference(s[k], base[k])) is not None:
-                s[f"delta_{k}"] = d
-        for k in TIMES:
-            if s[k]["mean"] and base[k]["mean"]:
-                s[f"ratio_{k}"] = s[k]["mean"] / base[k]["mean"]
-    return list(stats.values())
-
-
-def mean_sd(s: dict[str, Any], digits: int = 3) -> str:
-    """Format a `spread` as 'mean ± sd (min–max)', or 'n/a' without values."""
-    if s["mean"] is None:
-        return "n/a"
-    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
+def _start_column(items: list[dict[str, Any]]) -> list[str]:
+    """Return ['start'] when the rows hold more than one start, else []."""
+    return ["start"] if len({start_of(r) for r in items}) > 1 else []
 
 
 def table(summary: list[dict[str, Any]]) -> str:
@@ -152,6 +99,7 @@ def table(summary: list[dict[str, Any]]) -> str:
     rows = [
         {
             "model": s["model"],
+            "start": s["start"],
             "seeds": len(s["seeds"]),
             "params": f"{s['params'] / 1e6:.2f} M",
             **{k: mean_sd(s[k]) for k in SHOWN},
@@ -159,42 +107,40 @@ def table(summary: list[dict[str, Any]]) -> str:
         }
         for s in summary
     ]
-    return md_table(rows, ["model", "seeds", "params", *SHOWN, "s/epoch (train)"])
+    return md_table(rows, ["model", *_start_column(summary), "seeds", "params", *SHOWN, "s/epoch (train)"])
 
 
 def delta_table(summary: list[dict[str, Any]]) -> str:
-    """Return each HS-FPN model against its counterpart: difference of means ± its standard error, and the verdict."""
+    """Return each model against its stock counterpart: difference of means ± its standard error, and the verdict."""
     rows = []
     for s in summary:
         if "baseline" not in s:
             continue
-        row = {"model": s["model"], "vs": s["baseline"]}
+        row = {"model": s["model"], "start": s["start"], "vs": s["baseline"]}
         for k in SHOWN:
-            d = s.get(f"delta_{k}")
-            row[f"Δ{k}"] = None if d is None else f"{d['diff']:+.3f} ± {d['se']:.3f} {_VERDICT[d['verdict']]}"
+            row[f"Δ{k}"] = delta_cell(s.get(f"delta_{k}"))
         ratio = s.get("ratio_epoch_train_s")
         row["epoch time ×"] = None if ratio is None else f"{ratio:.2f}"
         rows.append(row)
     if not rows:
         return ""
-    return md_table(rows, ["model", "vs", *(f"Δ{k}" for k in SHOWN), "epoch time ×"])
-
-
-_VERDICT = {"gain": "(gain)", "loss": "(loss)", "within noise": "(noise)"}
+    return md_table(rows, ["model", *_start_column(summary), "vs", *(f"Δ{k}" for k in SHOWN), "epoch time ×"])
 
 
 def runs_table(runs: list[dict[str, Any]]) -> str:
-    """Return one row per (model, seed)."""
+    """Return one row per (model, start, seed)."""
     fmt = [
         {
             "model": r["model"],
+            "start": start_of(r),
             "seed": r["seed"],
             **{k: "n/a" if r.get(k) is None or r[k] < 0 else f"{r[k]:.3f}" for k in SHOWN},
+            "steps": r.get("optimizer_steps"),
             "s/epoch": None if r.get("epoch_train_s") is None else f"{r['epoch_train_s']:.1f}",
         }
         for r in runs
     ]
-    return md_table(fmt, ["model", "seed", *SHOWN, "s/epoch"])
+    return md_table(fmt, ["model", *_start_column(runs), "seed", *SHOWN, "steps", "s/epoch"])
 
 
 def save_csv(path: Path, runs: list[dict[str, Any]]) -> None:
@@ -207,44 +153,46 @@ def save_csv(path: Path, runs: list[dict[str, Any]]) -> None:
         writer.writerows(runs)
 
 
+def _matches(settings: dict[str, Any], other: dict[str, Any], start: str) -> bool:
+    """Return whether a run of `start` saved under `other` settings was trained as one under `settings` would be
+    (a from-scratch run does not depend on the pretraining settings)."""
+    if start == "scratch":
+        return {**settings, "pretrained": None} == {**other, "pretrained": None}
+    return settings == other
+
+
 def _load_done(paths: list[str | Path], settings: dict[str, Any]) -> list[dict[str, Any]]:
-    """Return the runs of earlier benchmarks with the very same settings (resumed, not retrained), one per pair.
+    """Return the runs of earlier benchmarks trained as these settings would train them (resumed, not retrained).
 
     Args:
-        paths (list[str | Path]): Results JSONs; missing files and files with other settings are skipped.
+        paths (list[str | Path]): Results JSONs; missing files and runs with other settings are skipped.
         settings (dict): Settings the runs must have been trained with.
     """
     import json
 
-    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    runs = []
     for path in paths:
         try:
             old = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if old.get("settings") == settings:
-            for r in old.get("runs", []):
-                runs.setdefault((r["model"], r["seed"]), r)
-    return list(runs.values())
+        runs += [r for r in old.get("runs", []) if _matches(settings, old.get("settings") or {}, start_of(r))]
+    return runs
 
 
-def runs_in(paths: list[str | Path], alias: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Return the runs of several results JSONs, a (model, seed) pair found in more than one file counted once.
-
-    Args:
-        paths (list[str | Path]): `bench accuracy` results JSONs.
-        alias (dict, optional): Model renames (e.g. a study YAML that later shipped under another name).
-    """
-    import json
-
-    alias = alias or {}
-    runs: dict[tuple[str, int], dict[str, Any]] = {}
-    for path in paths:
-        for r in json.loads(Path(path).read_text(encoding="utf-8"))["runs"]:
-            model = alias.get(r["model"], r["model"])
-            runs.setdefault((model, r["seed"]), {**r, "model": model})
-    return list(runs.values())
-
+def _starts_for(starts: tuple[str, ...] | None, obb: bool) -> tuple[str, ...]:
+    """Return the starts to train: the given ones, else both for detect models and scratch for OBB models."""
+    if starts is None:
+        return ("scratch",) if obb else STARTS
+    unknown = set(starts) - set(STARTS)
+    if unknown or not starts:
+        raise ValueError(f"starts are {' and '.join(STARTS)}; got {', '.join(starts) or 'none'}")
+    if obb and "pretrained" in starts:
+        raise ValueError(
+            "the pretrained start is for detect models only (bench pretrain builds detect checkpoints); train OBB "
+            "models from random weights (--starts scratch), or give them a checkpoint of your own with `yolo obb train`"
+        )
+    return tuple(dict.fromkeys(starts))
 
 
 def run(
@@ -265,19 +213,20 @@ def run(
     json_path: str | Path | None = "runs/bench/accuracy.json",
     resume: bool = True,
     reuse: tuple[str | Path, ...] = (),
-    pretrained: bool = False,
+    starts: tuple[str, ...] | None = None,
     nwd: dict[str, Any] | None = None,
     nbs: int | None = None,
     pretrain_epochs: int | None = None,
 ) -> dict[str, Any]:
-    """Train each model with each seed under the same settings; print and save per-seed rows and per-model spreads.
+    """Train each model from each start with each seed under the same settings; print and save per-seed rows and
+    per-model spreads.
 
     Args:
         models (list[str], optional): Model names or YAML paths; default the four models at `scale`.
-        seeds (Sequence[int]): Training seeds; each model is trained once per seed.
+        seeds (Sequence[int]): Training seeds; each model is trained once per seed and start.
         data (str, optional): Data YAML; default the synthetic set (generated at `imgsz`), with oriented boxes for OBB
             models.
-        epochs (int, optional): Epochs per run (default 10, 6 with `quick`).
+        epochs (int, optional): Epochs per run (default `training.TRAIN`'s, fewer with `quick`).
         imgsz (int, optional): Image size for training and validation (default 256).
         batch (int): Batch size.
         device (str): 'cpu', '0', ...
@@ -289,11 +238,12 @@ def run(
         scale (str): Scale of the default models.
         project (str | Path): Folder for the Ultralytics runs.
         json_path (str | Path, optional): Results JSON; a CSV of the per-seed runs is written next to it.
-        resume (bool): Keep the runs already in `json_path` when its settings are identical, train only the rest.
-        reuse (tuple[str | Path]): More results JSONs whose runs with identical settings are kept, with or without
-            `resume` (e.g. of a benchmark run alongside in another process).
-        pretrained (bool): Start every model from its stock counterpart's pretrained checkpoint (built first where
-            missing, see `hsfpn_yolo.bench.pretrain`) instead of random weights.
+        resume (bool): Keep the runs already in `json_path` when trained with these settings, train only the rest.
+        reuse (tuple[str | Path]): More results JSONs whose runs trained with these settings are kept, with or
+            without `resume` (e.g. of a benchmark run alongside in another process).
+        starts (tuple[str], optional): 'scratch' (random weights) and/or 'pretrained' (every model from its stock
+            counterpart's pretrained checkpoint, built first where missing, see `hsfpn_yolo.bench.pretrain`); default
+            both for detect models, scratch for OBB models.
         nwd (dict, optional): Train every model with NWD assignment and box loss, these options (`hsfpn_yolo.nwd`).
         nbs (int, optional): Nominal batch size (`training.train_settings`); default the batch size, one optimizer
             step per batch (Ultralytics' own default, 64, makes 8 times fewer steps at batch 8).
@@ -313,54 +263,56 @@ def run(
         nwd = options({KEY: nwd})
     shared = train_settings(epochs, batch, workers, nbs)  # checked before any data is made
     obb = task_of(models) == "obb"  # the oriented labels of the same images
-    if obb and pretrained:
-        raise ValueError(
-            "--pretrained starts detect models only (bench pretrain builds detect checkpoints); train OBB "
-            "models from random weights, or give them a checkpoint of your own with `yolo obb train`"
-        )
+    starts = _starts_for(starts, obb)
     data = data or synth_data(train_images, val_images, imgsz, SYNTH["seed"], obb=obb)
     settings = {**shared, "imgsz": imgsz, "data": data, "device": device}
-    weights = {m: None for m in models}
-    if pretrained:  # only then, so that results saved before stay comparable to new from-scratch runs
-        from .pretrain import pretrain_settings, starts
+    weights: dict[tuple[str, str], str | None] = {(m, "scratch"): None for m in models}
+    if "pretrained" in starts:
+        from .pretrain import pretrain_settings, starting_points
 
         settings["pretrained"] = pretrain_settings(train_images, val_images, imgsz, shared, pretrain_epochs)
-        weights = starts(models, settings["pretrained"], device, jobs)
-    if nwd is not None:  # likewise only then
+        for m, path in starting_points(models, settings["pretrained"], device, jobs).items():
+            weights[(m, "pretrained")] = path
+    if nwd is not None:  # only then, so that results saved before stay comparable
         settings["nwd"] = nwd
     env = environment()
-    wanted = {(model_name(m), s) for m in models for s in seeds}
-    # Everything already in `json_path` stays (the file accumulates); from other files only the pairs asked for
+    key = lambda r: (r["model"], start_of(r), r["seed"])
+    wanted = {(model_name(m), st, s) for m in models for st in starts for s in seeds}
+    # Everything already in `json_path` stays (the file accumulates); from other files only the runs asked for
     done = _load_done([json_path] if resume and json_path else [], settings)
-    done += [r for r in _load_done(list(reuse), settings) if (r["model"], r["seed"]) in wanted]
-    unique: dict[tuple[str, int], dict[str, Any]] = {}
+    done += [r for r in _load_done(list(reuse), settings) if key(r) in wanted]
+    unique = {}
     for r in done:
-        unique.setdefault((r["model"], r["seed"]), r)  # the first copy of each pair
-    done = list(unique.values())
-    finished = set(unique)
-    # Seed-major order: a benchmark stopped early still has every model at the seeds it reached
-    todo = [(m, s) for s in seeds for m in models if (model_name(m), s) not in finished]
-    if done:
-        print(f"bench accuracy: {len(done)} run(s) with these settings kept, {len(todo)} to train")
-    runs = list(done)
+        unique.setdefault(key(r), r)  # the first copy of each run
+    runs = list(unique.values())
+    # Seed-major order: a benchmark stopped early still has every model and start at the seeds it reached
+    order = [(m, st, s) for s in seeds for st in starts for m in models]
+    todo = [(m, st, s) for m, st, s in order if (model_name(m), st, s) not in unique]
+    if runs:
+        print(f"bench accuracy: {len(runs)} run(s) with these settings kept, {len(todo)} to train")
     project = Path(project).resolve()
+
+    def save() -> dict[str, Any]:
+        out = {"env": env, "settings": settings, "jobs": jobs, "runs": runs, "summary": summarize(runs)}
+        if json_path:  # after every run, so a benchmark that stops early keeps what it finished
+            save_json(json_path, out)
+            save_csv(Path(json_path).with_suffix(".csv"), runs)
+        return out
 
     def record(row: dict[str, Any]) -> None:
         runs.append(row)
-        print(f"bench accuracy: {row['model']} seed {row['seed']}: AP {row['AP']}, {row['wall_s']:.0f} s", flush=True)
-        if json_path:  # after every run, so a benchmark that stops early keeps what it finished
-            out = {"env": env, "settings": settings, "jobs": jobs, "runs": runs, "summary": summarize(runs)}
-            save_json(json_path, out)
-            save_csv(Path(json_path).with_suffix(".csv"), runs)
+        print(
+            f"bench accuracy: {row['model']} ({row['start']}) seed {row['seed']}: AP {row['AP']}, "
+            f"{row['optimizer_steps']} optimizer steps, {row['wall_s']:.0f} s",
+            flush=True,
+        )
+        save()
 
-    calls = [(m, s, data, imgsz, device, project, shared, weights[m], nwd) for m, s in todo]
+    calls = [(m, s, data, imgsz, device, project, shared, weights[(m, st)], nwd) for m, st, s in todo]
     run_all(train_one, calls, jobs, record)
-    order = {(model_name(m), s): i for i, (s, m) in enumerate((s, m) for s in seeds for m in models)}
-    runs.sort(key=lambda r: order.get((r["model"], r["seed"]), len(order)))
-    out = {"env": env, "settings": settings, "jobs": jobs, "runs": runs, "summary": summarize(runs)}
-    if json_path:
-        save_json(json_path, out)
-        save_csv(Path(json_path).with_suffix(".csv"), runs)
+    rank = {(model_name(m), st, s): i for i, (m, st, s) in enumerate(order)}
+    runs.sort(key=lambda r: rank.get(key(r), len(rank)))
+    out = save()
     print(markdown(out))
     return out
 
@@ -368,14 +320,27 @@ def run(
 def markdown(out: dict[str, Any]) -> str:
     """Return the accuracy report in Markdown: settings, per-model spreads, differences to the baselines, runs."""
     threads = sorted({r.get("train_threads") for r in out["runs"]} - {None})
-    pre = out["settings"].get("pretrained")
-    start = (
-        f"stock checkpoints pretrained on {pre['train']} images of another synthetic task for {pre['train_args']['epochs']}"
-        " epochs (`hsfpn-yolo bench pretrain`)"
+    settings, pre = out["settings"], out["settings"].get("pretrained")
+    starts = sorted({start_of(r) for r in out["runs"]}, reverse=True) or ["scratch"]
+    kinds = {
+        "scratch": "random weights (scratch)",
+        "pretrained": "the stock counterpart's checkpoint (pretrained), trained on "
+        f"{pre['train']} images of another synthetic task for {pre['train_args']['epochs']} epochs "
+        "(`hsfpn-yolo bench pretrain`)"
         if pre
-        else "random weights"
+        else "a pretrained checkpoint",
+    }
+    steps = sorted({r["optimizer_steps"] for r in out["runs"] if r.get("optimizer_steps")})
+    budget = (
+        f"{settings.get('epochs')} epochs, batch {settings.get('batch')}, nominal batch {settings.get('nbs', 64)}: "
+        f"{'/'.join(map(str, steps)) or 'unrecorded'} optimizer steps per run, at {settings.get('imgsz')} px"
     )
-    lines = [header(out["env"]), f"- Start: {start}", f"- Settings: {out['settings']}"]
+    lines = [
+        header(out["env"]),
+        f"- Budget: {budget}",
+        f"- Start: {'; '.join(kinds[s] for s in starts)}",
+        f"- Settings: {settings}",
+    ]
     if out["settings"].get("nwd"):
         lines.insert(2, f"- Label assignment and box loss: NWD {out['settings']['nwd']} (`hsfpn_yolo.nwd`)")
     if threads:

@@ -1,4 +1,5 @@
-"""PNG plots of the benchmark JSON files: AP by object size per model, and inference latency against AP."""
+"""PNG plots of the benchmark JSON files: AP by object size per model, every seed's AP, validation AP by epoch (the
+learning curves), and inference latency against AP."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 
 from ..sizes import LABELS
 from .common import model_name
+from .stats import CONVERGED, converged_epoch, start_of
 
 BUCKETS = {"AP": "all", **{f"AP_{k}": label for k, label in LABELS.items()}}  # AP metric key: x-axis label
 AP_PNG, LATENCY_PNG, SEEDS_PNG = "bench_ap_by_size.png", "bench_latency_vs_ap.png", "bench_ap_per_seed.png"
+CURVE_PNG = "bench_ap_by_epoch.png"
 
 
 def _load(path: str | Path | None) -> dict[str, Any] | None:
@@ -34,6 +37,17 @@ def _mean(s: dict[str, Any], key: str) -> float | None:
     return v.get("mean")
 
 
+def _label(item: dict[str, Any], starts: int) -> str:
+    """Return a model's name, with its start where the file holds runs of more than one start."""
+    return f"{item['model']} ({start_of(item)})" if starts > 1 else item["model"]
+
+
+def _budget(settings: dict[str, Any]) -> str:
+    """Return a results file's budget for a title: epochs, image size, batch and nominal batch size."""
+    nbs = f", nbs {settings['nbs']}" if "nbs" in settings else ""  # Ultralytics' 64 when the run did not set it
+    return f"{settings.get('epochs', '?')} epochs, imgsz {settings.get('imgsz', '?')}, batch {settings.get('batch', '?')}{nbs}"
+
+
 def ap_by_size(accuracy: dict[str, Any], path: Path) -> Path:
     """Draw grouped bars of mean AP per size bucket with one standard deviation as error bars, one bar per model.
 
@@ -48,17 +62,15 @@ def ap_by_size(accuracy: dict[str, Any], path: Path) -> Path:
     keys = [k for k in BUCKETS if any(_mean(s, k) is not None for s in summary)]
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=120)
     width = 0.8 / max(len(summary), 1)
+    starts = len({start_of(s) for s in summary})
     for i, s in enumerate(summary):
         xs = [j + (i - (len(summary) - 1) / 2) * width for j in range(len(keys))]
         means = [_mean(s, k) or 0.0 for k in keys]
         errs = [(s.get(k) or {}).get("std") or 0.0 for k in keys]
-        ax.bar(xs, means, width, yerr=errs, capsize=2, label=f"{s['model']} ({len(s['seeds'])} seeds)")
+        ax.bar(xs, means, width, yerr=errs, capsize=2, label=f"{_label(s, starts)} ({len(s['seeds'])} seeds)")
     ax.set_xticks(range(len(keys)), [BUCKETS[k] for k in keys])
     ax.set_ylabel("AP (IoU 0.50:0.95), mean ± sd over seeds")
-    st = accuracy.get("settings", {})
-    nbs = f", nbs {st['nbs']}" if "nbs" in st else ""  # Ultralytics' 64 when the run did not set it
-    ax.set_title(f"AP by object size ({st.get('epochs', '?')} epochs, imgsz {st.get('imgsz', '?')}, batch "
-                 f"{st.get('batch', '?')}{nbs})")  # fmt: skip
+    ax.set_title(f"AP by object size ({_budget(accuracy.get('settings', {}))})")
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -76,11 +88,14 @@ def ap_per_seed(accuracy: dict[str, Any], path: Path, keys: tuple[str, ...] = ("
         keys (tuple[str]): Metrics, one panel each.
     """
     plt = _pyplot()
-    models = [s["model"] for s in accuracy["summary"]]
+    groups = [(s["model"], start_of(s)) for s in accuracy["summary"]]
+    starts = len({g[1] for g in groups})
+    models = [_label({"model": m, "start": st}, starts) for m, st in groups]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 4.2), dpi=120, sharex=True)
     for ax, key in zip(axes, keys):
-        for x, m in enumerate(models):
-            ys = [r[key] for r in accuracy["runs"] if r["model"] == m and r.get(key) is not None and r[key] >= 0]
+        for x, g in enumerate(groups):
+            rows = [r for r in accuracy["runs"] if (r["model"], start_of(r)) == g]
+            ys = [r[key] for r in rows if r.get(key) is not None and r[key] >= 0]
             ax.scatter([x] * len(ys), ys, s=14, alpha=0.8)
             if ys:
                 ax.hlines(sum(ys) / len(ys), x - 0.3, x + 0.3, colors="k", linewidth=1.5)
@@ -88,6 +103,42 @@ def ap_per_seed(accuracy: dict[str, Any], path: Path, keys: tuple[str, ...] = ("
         ax.set_xticks(range(len(models)), models, rotation=60, ha="right", fontsize=7)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("AP (dot: one seed, bar: mean)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def ap_by_epoch(accuracy: dict[str, Any], path: Path, key: str = "AP") -> Path:
+    """Draw each run's validation AP after every epoch (its learning curve), marking the first epoch within
+    `CONVERGED` of the run's best.
+
+    Args:
+        accuracy (dict): Output of `bench accuracy --json` whose runs recorded their curves.
+        path (Path): PNG to write.
+        key (str): Curve to draw: 'AP' (tiny-object AP) or 'mAP50-95' (Ultralytics' own).
+    """
+    runs = [r for r in accuracy["runs"] if any(v is not None for v in (r.get("curve") or {}).get(key, []))]
+    if not runs:
+        raise ValueError(f"no run in this file recorded its {key} curve (results of `bench accuracy` before curves)")
+    plt = _pyplot()
+    starts = len({start_of(r) for r in runs})
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
+    for r in runs:
+        ys = [float("nan") if v is None else v for v in r["curve"][key]]
+        epochs = range(1, len(ys) + 1)
+        (line,) = ax.plot(epochs, ys, linewidth=1.4)
+        done = converged_epoch(r["curve"][key])
+        label = f"{_label(r, starts)} seed {r['seed']}: best {max(v for v in ys if v == v):.3f}"
+        if done:
+            ax.plot(done, ys[done - 1], "o", color=line.get_color(), markersize=6)
+            label += f", ≥{CONVERGED:.0%} of it from epoch {done}"
+        line.set_label(label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation {'tiny-object AP' if key == 'AP' else key}")
+    ax.set_title(f"AP by epoch ({_budget(accuracy.get('settings', {}))})")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -141,6 +192,8 @@ def plot(speed: str | Path | None, accuracy: str | Path | None, out: str | Path 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [ap_by_size(accuracy, out / AP_PNG), ap_per_seed(accuracy, out / SEEDS_PNG)]
+    if any(r.get("curve") for r in accuracy["runs"]):
+        paths.append(ap_by_epoch(accuracy, out / CURVE_PNG))
     if speed is not None:
         paths.append(latency_vs_ap(speed, accuracy, out / LATENCY_PNG))
     return paths

@@ -69,8 +69,9 @@ def pretrain_data(settings: dict[str, Any]) -> str:
     Args:
         settings (dict): See `pretrain_settings`.
     """
-    from hsfpn_yolo.data.synth import generate
     from ultralytics.utils import SETTINGS
+
+    from hsfpn_yolo.data.synth import generate
 
     s = settings
     name = f"hsfpn-pretrain-synth-{s['train']}-{s['val']}-{s['imgsz']}-s{s['data_seed']}"
@@ -118,7 +119,7 @@ def pretrain_one(model: str, settings: dict[str, Any], device: str = "cpu") -> s
     return str(dst)
 
 
-def starts(models: list[str], settings: dict[str, Any], device: str = "cpu", jobs: int = 2) -> dict[str, str]:
+def starting_points(models: list[str], settings: dict[str, Any], device: str = "cpu", jobs: int = 2) -> dict[str, str]:
     """Return {model: checkpoint it starts from} (its stock counterpart's), pretraining the missing checkpoints first.
 
     Args:
@@ -180,7 +181,9 @@ def run(
     shared = train_settings(epochs, batch, workers, nbs)
     settings = pretrain_settings(train_images, val_images, imgsz, shared, pretrain_epochs)
     models = models or default_models(scale)
-    paths = dict(zip(map(counterpart, map(model_name, models)), starts(models, settings, device, jobs).values()))
+    paths = dict(
+        zip(map(counterpart, map(model_name, models)), starting_points(models, settings, device, jobs).values())
+    )
     for m, path in paths.items():
         print(f"{m}: {path}")
     return paths

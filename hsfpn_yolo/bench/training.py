@@ -34,8 +34,9 @@ def synth_data(train: int, val: int, imgsz: int, seed: int, root: str | Path | N
         root (str | Path, optional): Parent folder; default Ultralytics' datasets folder.
         obb (bool): The same images with oriented-box labels (Ultralytics' OBB task), in a folder of their own.
     """
-    from hsfpn_yolo.data.synth import generate
     from ultralytics.utils import SETTINGS
+
+    from hsfpn_yolo.data.synth import generate
 
     root = Path(root or SETTINGS["datasets_dir"])
     name = f"hsfpn-bench-synth{'-obb' if obb else ''}-{train}-{val}-{imgsz}-s{seed}"
@@ -163,8 +164,9 @@ def fit(
         (tuple): The trained YOLO object (`.metrics`: its final validation, with `.tiny`) and its `EpochClock`,
             whose `wall_s` is the whole call.
     """
-    from hsfpn_yolo.metrics import enable_tiny_metrics
     from ultralytics import YOLO
+
+    from hsfpn_yolo.metrics import enable_tiny_metrics
 
     from .common import model_name, model_yaml
 
