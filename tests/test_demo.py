@@ -34,7 +34,15 @@ def test_demo_is_one_seed_of_bench_accuracy(tmp_path):
     """Shortened alike, the demo and `bench accuracy` at its first seed train the very same weights."""
     demo = run(epochs=1, train=8, val=4, project=tmp_path / "demo")
     bench = accuracy.run(
-        [MODEL], [SEEDS[0]], epochs=1, train_images=8, val_images=4, jobs=1, project=tmp_path / "bench", json_path=None
+        [MODEL],
+        [SEEDS[0]],
+        epochs=1,
+        train_images=8,
+        val_images=4,
+        jobs=1,
+        starts=("scratch",),
+        project=tmp_path / "bench",
+        json_path=None,
     )
     (row,) = bench["runs"]
     assert Path(demo["save_dir"]) == tmp_path / "demo" / "train" and demo["data"] == bench["settings"]["data"]
