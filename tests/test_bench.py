@@ -324,7 +324,7 @@ def test_pretrained_starts_follow_the_stock_counterpart(tmp_path, monkeypatch):
         path.write_bytes(b"stand-in")
     monkeypatch.setattr(pretrain, "pretrain_one", lambda *a: pytest.fail("a cached checkpoint was trained again"))
     models = ["yolov8n-hsfpn", "yolov8n-finepath-p2", "yolov8n", "cfg/study/yolov8n-hsfpn-open.yaml"]
-    starts = pretrain.starts(models, settings, jobs=1)
+    starts = pretrain.starting_points(models, settings, jobs=1)
     p3, p2 = (str(pretrain.checkpoint_path(m, settings)) for m in ("yolov8n", "yolov8n-p2"))
     assert starts == {"yolov8n-hsfpn": p3, "yolov8n-finepath-p2": p2, "yolov8n": p3, models[3]: p3}
 

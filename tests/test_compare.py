@@ -114,3 +114,15 @@ def test_not_a_results_file(tmp_path, capsys):
 )
 def test_converged_epoch(curve, epoch):
     assert converged_epoch(curve) == epoch
+
+
+def test_curves_view_reads_each_runs_learning_curve(tmp_path, capsys):
+    """--curves prints, per run that recorded its curve, the best AP, its epoch and the first epoch within 95 %."""
+    path = results(tmp_path / "c.json", [("yolov8n", "scratch", 0, 0.5), ("yolov8n", "pretrained", 0, 0.6)])
+    data = json.loads(path.read_text())
+    data["runs"][0]["curve"] = {"AP": [0.1, 0.3, 0.48, 0.5, 0.49]}
+    path.write_text(json.dumps(data))  # the pretrained run has no curve: left out
+    assert main(["bench", "compare", str(path), "--curves"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("| model | start | seed | epochs | best AP | at epoch | first epoch ≥ 95% of best |")
+    assert lines[4] == "| yolov8n | scratch | 0 | 5 | 0.500 | 4 | 3 | 0.480 | 0.490 |" and len(lines) == 5

@@ -8,6 +8,7 @@ Examples:
     hsfpn-yolo bench compare docs/study/default.json
     hsfpn-yolo bench compare docs/study/default.json --pairs yolov8n-hsfpn:yolov8n-finepath --times
     hsfpn-yolo bench compare docs/study/default.json --with docs/study/default-nwd.json
+    hsfpn-yolo bench compare docs/study/regime-curves.json --curves
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import md_table
-from .stats import delta_cell, difference, mean_sd, runs_in, summarize
+from .stats import CONVERGED, converged_epoch, delta_cell, difference, mean_sd, runs_in, summarize
 
 METRICS = ("AP", "AP_vt")  # default columns
 TIME = "epoch_train_s"
@@ -132,6 +133,40 @@ def option_effect(
     return md_table(rows, columns + (["epoch time ×"] if times else []))
 
 
+def curves(runs: list[dict[str, Any]], key: str = "AP") -> str:
+    """Return one row per run that recorded its learning curve: epochs, best validation AP and its epoch, and the
+    first epoch within `CONVERGED` of the best (the benchmark's rule for its default epochs).
+
+    Args:
+        runs (list[dict]): `stats.runs_in` rows.
+        key (str): Curve: 'AP' (tiny-object AP) or 'mAP50-95' (Ultralytics' own).
+    """
+    rows = []
+    for r in runs:
+        curve = (r.get("curve") or {}).get(key) or []
+        values = [v for v in curve if v is not None]
+        if not values:
+            continue
+        best = max(values)
+        done = converged_epoch(curve)
+        rows.append(
+            {
+                "model": r["model"],
+                "start": r["start"],
+                "seed": r["seed"],
+                "epochs": len(curve),
+                f"best {key}": f"{best:.3f}",
+                "at epoch": curve.index(best) + 1,
+                f"first epoch ≥ {CONVERGED:.0%} of best": done,
+                f"{key} there": f"{curve[done - 1]:.3f}",
+                f"final {key}": None if curve[-1] is None else f"{curve[-1]:.3f}",
+            }
+        )
+    if not rows:
+        raise ValueError(f"no run in these files recorded its {key} curve")
+    return md_table(rows, list(rows[0]))
+
+
 def run(
     files: list[str | Path],
     pairs_: list[str] | None = None,
@@ -139,6 +174,7 @@ def run(
     alias: dict[str, str] | None = None,
     metrics: tuple[str, ...] = METRICS,
     times: bool = False,
+    learning: bool = False,
 ) -> str:
     """Print and return the comparison of `bench accuracy` results files as Markdown.
 
@@ -149,9 +185,12 @@ def run(
         alias (dict, optional): Model renames applied to `files` (e.g. a study YAML shipped under another name).
         metrics (tuple[str]): Metrics shown.
         times (bool): Add training-time ratios (wall time: compare only runs made under the same load).
+        learning (bool): Print the runs' learning curves in brief instead (`curves`).
     """
     runs = runs_in(list(files), alias)
-    if with_:
+    if learning:
+        text = curves(runs, metrics[0])
+    elif with_:
         text = option_effect(summarize(runs), summarize(runs_in(list(with_))), metrics, times)
     elif pairs_:
         wanted = []

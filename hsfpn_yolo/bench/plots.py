@@ -9,7 +9,7 @@ from typing import Any
 
 from ..sizes import LABELS
 from .common import model_name
-from .stats import CONVERGED, converged_epoch, start_of
+from .stats import CONVERGED, converged_epoch, runs_in, start_of, summarize
 
 BUCKETS = {"AP": "all", **{f"AP_{k}": label for k, label in LABELS.items()}}  # AP metric key: x-axis label
 AP_PNG, LATENCY_PNG, SEEDS_PNG = "bench_ap_by_size.png", "bench_latency_vs_ap.png", "bench_ap_per_seed.png"
@@ -19,6 +19,20 @@ CURVE_PNG = "bench_ap_by_epoch.png"
 def _load(path: str | Path | None) -> dict[str, Any] | None:
     """Read a benchmark JSON file, or return None when no path is given."""
     return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
+
+
+def _load_accuracy(paths: str | Path | list[str | Path] | None) -> dict[str, Any] | None:
+    """Read one `bench accuracy` results file, or merge several: their runs (`stats.runs_in`), summarised again, with
+    the settings they all share."""
+    if not paths:
+        return None
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if len(paths) == 1:
+        return _load(paths[0])
+    files = [_load(p).get("settings") or {} for p in paths]
+    shared = {k: v for k, v in files[0].items() if all(f.get(k) == v for f in files)}
+    runs = runs_in(paths)
+    return {"settings": shared, "runs": runs, "summary": summarize(runs)}
 
 
 def _pyplot():
@@ -178,15 +192,18 @@ def latency_vs_ap(speed: dict[str, Any], accuracy: dict[str, Any], path: Path, k
     return path
 
 
-def plot(speed: str | Path | None, accuracy: str | Path | None, out: str | Path = "docs") -> list[Path]:
+def plot(
+    speed: str | Path | None, accuracy: str | Path | list[str | Path] | None, out: str | Path = "docs"
+) -> list[Path]:
     """Write the plots the given JSON files allow and return their paths.
 
     Args:
         speed (str | Path, optional): `bench speed --json` file.
-        accuracy (str | Path, optional): `bench accuracy --json` file; needed by both plots.
+        accuracy (str | Path | list, optional): `bench accuracy --json` file(s), merged where several; needed by all
+            plots.
         out (str | Path): Folder for the PNGs.
     """
-    speed, accuracy = _load(speed), _load(accuracy)
+    speed, accuracy = _load(speed), _load_accuracy(accuracy)
     if accuracy is None:
         raise ValueError("both plots need the accuracy JSON: pass --accuracy (and --speed for latency against AP)")
     out = Path(out)
