@@ -1,19 +1,23 @@
 """Sliced prediction as installed: `hsfpn-yolo predict` writes only its run folder, and its drawn frames keep objects of
-a few pixels visible."""
+a few pixels visible; `predict` and `val` save where `yolo` saves and report a missing or damaged checkpoint in one
+line."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from hsfpn_yolo.sliced import draw_boxes, load_model, predict_frame, predict_sliced
+from tests.fresh_user import assert_clean_failure, fresh_user, output, run
 
 # 4x4 objects (x, y): (61, 30) crosses the edge of the first 64-px slice, (0, 90) and (124, 120) touch a 128-px frame's
 # borders
@@ -155,3 +159,122 @@ def test_installed_predict_writes_only_its_run(tmp_path):
         x, y, w, h = c["bbox"]
         assert c["file_name"] in names and c["image_id"] == Path(c["file_name"]).stem and 1 <= c["category_id"] <= 80
         assert 0 <= x and 0 <= y and 0 < w and 0 < h and x + w <= 128 and y + h <= 128 and c["score"] >= 1e-4
+
+
+# ------------------------------------------------------------------------- run folders and checkpoints, as installed
+@pytest.fixture(scope="module")
+def sliced_user(tmp_path_factory) -> tuple[Path, dict[str, str], Path, Path]:
+    """Return a new user's empty working folder and environment, whose Ultralytics runs_dir lies outside it, with a
+    saved yolov8n checkpoint and a 2-frame dataset of 128 px: (working folder, environment, checkpoint, data YAML)."""
+    from ultralytics import YOLO
+    from ultralytics.utils import SettingsManager
+
+    from hsfpn_yolo.data.synth import generate
+
+    root = tmp_path_factory.mktemp("sliced")
+    work, env = fresh_user(root)
+    SettingsManager(Path(env["YOLO_CONFIG_DIR"]) / "Ultralytics" / "settings.json").update(runs_dir=str(root / "runs"))
+    torch.manual_seed(0)
+    YOLO("yolov8n.yaml").save(root / "m.pt")
+    data = Path(generate(root / "data", train=1, val=2, imgsz=128, progress=False)["path"]) / "data.yaml"
+    return work, env, root / "m.pt", data
+
+
+def sliced_args(command: str, checkpoint: Path, data: Path) -> list[str]:
+    """Return `hsfpn-yolo COMMAND` arguments for the 2-frame dataset at 64 px slices on the CPU."""
+    target = data.parent / "images" / "val" if command == "predict" else data
+    return ["hsfpn-yolo", command, str(checkpoint), str(target), "--slice", "64", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("command", ["predict", "val"])
+def test_installed_sliced_run_follows_runs_dir(command, sliced_user):
+    """`predict` and `val` save under Ultralytics' runs_dir (detect/<name>) as `yolo` does, not in the working folder,
+    and say where."""
+    work, env, checkpoint, data = sliced_user
+    proc = run(sliced_args(command, checkpoint, data), work, env)
+    assert proc.returncode == 0, output(proc)[-3000:]
+    saved = Path(env["YOLO_CONFIG_DIR"]).parent / "runs" / "detect" / f"{command}-sliced"
+    assert (saved / ("predictions.json" if command == "predict" else "tiny_metrics.json")).is_file()
+    assert re.search(rf"^Sliced \S+ of 2 frames.* saved to {re.escape(str(saved))}$", proc.stdout, re.M), proc.stdout
+    assert not any(work.iterdir())
+
+
+def test_run_dir_of_an_absolute_project(tmp_path):
+    """An absolute project is the run's parent folder; an existing run folder is numbered unless reused."""
+    from hsfpn_yolo.sliced.model import run_dir
+
+    assert run_dir(tmp_path, "predict-sliced") == tmp_path / "predict-sliced"
+    (tmp_path / "predict-sliced").mkdir(exist_ok=True)  # Ultralytics 8.4.0 has made it already
+    numbered = run_dir(tmp_path, "predict-sliced")
+    assert numbered.parent == tmp_path and numbered.name in {"predict-sliced-2", "predict-sliced2"}  # 8.4.190, 8.4.0
+    assert run_dir(tmp_path, "predict-sliced", exist_ok=True) == tmp_path / "predict-sliced"
+
+
+@pytest.mark.parametrize(
+    "command, model, names",
+    [
+        ("predict", "missing.pt", r"'missing\.pt' does not exist"),
+        ("predict", "sub/best.pt", r"'sub/best\.pt' does not exist.* yolov8n\.pt"),
+        ("val", "missing.pt", r"'missing\.pt' does not exist"),
+        ("predict", "yolov8n-hsfpn.pt", r"yolov8n-hsfpn\.yaml builds the model untrained"),
+    ],
+    ids=["predict", "predict-path", "val", "predict-ours"],
+)
+def test_installed_missing_checkpoint_fails_at_once(command, model, names, sliced_user):
+    """A checkpoint that exists nowhere and is no Ultralytics download: one `error:` line, exit 2, without asking
+    GitHub for it and before the data is read (the built-in set, which would otherwise be rendered first)."""
+    work, env, checkpoint, data = sliced_user
+    argv = sliced_args(command, checkpoint, data)
+    argv[2:4] = [model, argv[3] if command == "predict" else "tiny-synth.yaml"]
+    proc = run(argv, work, env)
+    assert proc.returncode == 2
+    assert_clean_failure(argv, proc, names)
+    assert "GitHub" not in output(proc) and not any(work.iterdir())
+    assert not (Path(env["YOLO_CONFIG_DIR"]).parent / "datasets" / "tiny-synth").exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "val"])
+def test_installed_truncated_checkpoint_is_one_error_line(command, sliced_user, tmp_path):
+    """The first 1000 bytes of a real checkpoint: one `error: PATH is not a loadable checkpoint (...)` line, exit 2."""
+    work, env, checkpoint, data = sliced_user
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(checkpoint.read_bytes()[:1000])
+    argv = sliced_args(command, truncated, data)
+    proc = run(argv, work, env)
+    assert proc.returncode == 2
+    assert_clean_failure(
+        argv, proc, rf"^error: {re.escape(str(truncated))} is not a loadable checkpoint \(RuntimeError: "
+    )
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", 1000, -1], ids=["empty", "text", "head", "all-but-1"])
+def test_unloadable_checkpoint_error(content, tmp_path):
+    """Empty, foreign and truncated files raise CheckpointError (a ValueError) naming the file and torch's reason."""
+    from ultralytics import YOLO
+
+    from hsfpn_yolo.sliced.model import CheckpointError, load_model
+
+    torch.manual_seed(0)
+    YOLO("yolov8n.yaml").save(tmp_path / "m.pt")
+    whole = (tmp_path / "m.pt").read_bytes()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content if isinstance(content, bytes) else whole[:content])
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(bad))} is not a loadable checkpoint \(\w+Error: .+\)"):
+        load_model(bad)
+    assert issubclass(CheckpointError, ValueError)
+
+
+def test_check_model_leaves_downloads_and_yamls_to_ultralytics(tmp_path, monkeypatch):
+    """Ultralytics' own names, files in its weights_dir, URLs and model YAMLs pass; other missing files fail."""
+    from ultralytics.utils import SETTINGS
+
+    from hsfpn_yolo.sliced.model import check_model
+
+    monkeypatch.chdir(tmp_path)
+    (Path(SETTINGS["weights_dir"]) / "mine").mkdir(parents=True, exist_ok=True)
+    (Path(SETTINGS["weights_dir"]) / "mine" / "best.pt").write_bytes(b"")
+    for model in ("yolov8n.pt", "yolo11n", "yolov5n.pt", "mine/best.pt", "https://host/m.pt", "nothere/m.yaml"):
+        check_model(model)
+    for model in ("best.pt", "runs/detect/train/weights/best.pt", Path("best.onnx"), "mymodel"):
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            check_model(model)

@@ -307,3 +307,21 @@ def test_pretrain_look_is_another_task(tmp_path):
     assert synth.generate(dst, train=12, val=2, imgsz=256, seed=1, progress=False, look="pretrain")["cached"]
     with pytest.raises(ValueError, match="look must be one of"):
         synth.generate(tmp_path / "bad", train=1, val=1, look="coco")
+
+
+def test_first_use_says_it_renders_offline(tmp_path):
+    """`yolo`'s dataset check on a fresh install renders tiny-synth into datasets_dir and says so, with nothing that
+    claims a download; the Ultralytics warning that the images are missing comes right before our line."""
+    from tests.fresh_user import fresh_user, output, run
+
+    work, env = fresh_user(tmp_path)
+    env.update({synth.ENV_PREFIX + k: str(v) for k, v in {"TRAIN": 3, "VAL": 2, "IMGSZ": 64}.items()})
+    code = "from ultralytics.data.utils import check_det_dataset; check_det_dataset('tiny-synth.yaml')"
+    proc = run(["python", "-c", code], work, env)
+    assert proc.returncode == 0, output(proc)[-3000:]
+    root = tmp_path / "datasets" / "tiny-synth"
+    lines = [line for line in output(proc).splitlines() if line.strip() and "Generating" not in line]  # no progress
+    ours = f"tiny-synth: rendering 3 train / 2 val images at 64 px into {root} (offline, nothing downloaded)"
+    i = lines.index(ours)
+    assert "images not found" in lines[i - 1] and "download" not in "\n".join(lines[i + 1 :]).lower()
+    assert len(list((root / "images" / "val").glob("*.jpg"))) == 2 and not any(work.iterdir())

@@ -18,6 +18,7 @@ Examples:
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -556,12 +557,41 @@ def download(data: dict[str, Any], obb: bool = False) -> dict[str, Any]:
     Returns:
         (dict[str, Any]): The generate() summary.
     """
+    from ultralytics.utils import LOGGER
+
     names = data.get("names")
     names = list(names.values()) if isinstance(names, dict) else names
     if names is not None and list(names) != list(CLASS_NAMES):
         raise ValueError(f"data YAML names {names} do not match the generator's CLASS_NAMES {list(CLASS_NAMES)}")
     kwargs = {k: int(os.environ[ENV_PREFIX + k.upper()]) for k in DEFAULTS if os.environ.get(ENV_PREFIX + k.upper())}
-    return generate(Path(data["path"]), obb=obb, **kwargs)
+    dst, sizes = Path(data["path"]), {**DEFAULTS, **kwargs}
+    # Ultralytics has just warned that the images are not found, and calls this its download step
+    LOGGER.info(
+        f"{dst.name}: rendering {sizes['train']} train / {sizes['val']} val images at {sizes['imgsz']} px into {dst} "
+        "(offline, nothing downloaded)"
+    )
+    summary = generate(dst, obb=obb, **kwargs)
+    LOGGER.addFilter(DropDownloadSuccess(LOGGER))
+    return summary
+
+
+class DropDownloadSuccess(logging.Filter):
+    """Drop Ultralytics' 'Dataset download success' line if it is the next record of LOGGER: nothing was downloaded.
+
+    `check_det_dataset` logs that line right after a data YAML's download script returns; the filter looks at that
+    one record only, whatever it is, and detaches itself.
+    """
+
+    def __init__(self, logger: logging.Logger):
+        """Keep the logger to detach from."""
+        super().__init__()
+        self.logger = logger
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return False for the download line; detach in any case."""
+        # a new list, not remove(): the logger is iterating over the current one
+        self.logger.filters = [f for f in self.logger.filters if f is not self]
+        return not record.getMessage().startswith("Dataset download success")
 
 
 def _read_labels(dst: str | Path, split: str) -> np.ndarray:

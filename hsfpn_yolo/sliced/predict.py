@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .model import load_model, predict_frame
+from .model import check_model, load_model, predict_frame, run_dir
 
 LABEL_SCALE = 0.3  # Hershey font scale per pixel of line width: text about 7 px high at line width 1
 
@@ -132,7 +132,7 @@ def predict_sliced(
     save: bool = True,
     save_txt: bool = True,
     save_json: bool = True,
-    project: str | Path = "runs/detect",
+    project: str | Path | None = None,
     name: str = "predict-sliced",
     exist_ok: bool = False,
     line_width: int | None = None,
@@ -156,8 +156,9 @@ def predict_sliced(
         save (bool): Save each frame with its boxes drawn.
         save_txt (bool): Save each frame's boxes as a YOLO label file with confidences.
         save_json (bool): Save all boxes as COCO-style results in predictions.json.
-        project (str | Path): Parent folder of the run.
-        name (str): Run folder name; numbered (predict-sliced-2, ...) unless EXIST_OK, as Ultralytics does.
+        project (str | Path, optional): Parent folder of the run; default: 'detect' in Ultralytics' runs_dir setting,
+            as `yolo predict` (see `run_dir`).
+        name (str): Run folder name; numbered as `yolo` numbers its runs (predict-sliced-2, ...) unless EXIST_OK.
         exist_ok (bool): Reuse an existing run folder.
         line_width (int, optional): Box outline width in the saved images; default: 1 px per 2000 px of frame side.
         labels (bool): Write class name and confidence next to each box in the saved images (small type).
@@ -169,14 +170,14 @@ def predict_sliced(
     """
     import cv2
     from ultralytics.utils import LOGGER, TQDM
-    from ultralytics.utils.files import increment_path
 
     from hsfpn_yolo.data.tiles import check_slicing
 
     check_slicing(slice, overlap)
+    check_model(model)
     frames = list_frames(source)  # every frame checked before anything is written
     detector = load_model(model, conf, device, imgsz)
-    save_dir = increment_path(Path(project) / name, exist_ok=exist_ok)
+    save_dir = run_dir(project, name, exist_ok, "predict")
     results, coco = [], []
     for path in TQDM(frames, desc="Sliced prediction", unit="frame", disable=not progress):
         r = predict_frame(detector, path, slice, overlap, full_frame, postprocess, match_metric, match_threshold)

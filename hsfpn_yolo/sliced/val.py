@@ -21,7 +21,7 @@ import numpy as np
 
 from hsfpn_yolo.metrics.tiny import MAX_DETS, cap_detections, dense_warning, frames_over, size_counts, tiny_ap
 
-from .model import load_model, predict_frame
+from .model import check_model, load_model, predict_frame, run_dir
 
 
 def split_frames(data: str | Path, split: str = "val") -> tuple[list[Path], list[Path]]:
@@ -75,7 +75,7 @@ def val_sliced(
     postprocess: str = "NMS",
     match_metric: str = "IOU",
     match_threshold: float = 0.5,
-    project: str | Path = "runs/detect",
+    project: str | Path | None = None,
     name: str = "val-sliced",
     exist_ok: bool = False,
     progress: bool = True,
@@ -97,7 +97,8 @@ def val_sliced(
             itself switches to below conf 0.1, since merging would grow boxes from weak detections.
         match_metric (str): 'IOU' or 'IOS' for that merge.
         match_threshold (float): Overlap above which boxes are suppressed or merged.
-        project (str | Path): Parent folder of the run.
+        project (str | Path, optional): Parent folder of the run; default: 'detect' in Ultralytics' runs_dir setting,
+            as `yolo val` (see `run_dir`).
         name (str): Run folder name; incremented unless EXIST_OK.
         exist_ok (bool): Reuse an existing run folder.
         progress (bool): Show a progress bar over frames and print the AP line.
@@ -107,7 +108,6 @@ def val_sliced(
             'instances' per size, 's_per_frame' (prediction wall time), the settings and 'save_dir'.
     """
     from ultralytics.utils import LOGGER, TQDM
-    from ultralytics.utils.files import increment_path
 
     from hsfpn_yolo.data.tiles import check_slicing
     from hsfpn_yolo.metrics.report import format_line, save_report
@@ -115,6 +115,7 @@ def val_sliced(
     check_slicing(slice, overlap)
     if max_det < 1:
         raise ValueError(f"max_det must be a positive number of detections per frame, got {max_det}")
+    check_model(model)  # before the data, which Ultralytics may first have to prepare
     images, labels = split_frames(data, split)
     truth = [frame_truth(i, l) for i, l in zip(images, labels)]  # every frame checked before predicting
     detector = load_model(model, conf, device, imgsz)
@@ -134,7 +135,7 @@ def val_sliced(
     settings = {"slice": slice, "overlap": overlap, "full_frame": full_frame, "conf": conf, "max_det": max_det}
     settings.update({"postprocess": postprocess, "match_metric": match_metric, "match_threshold": match_threshold})
     timing = {"s_per_frame": seconds / n, "split": split, "data": str(data)}
-    save_dir = increment_path(Path(project) / name, exist_ok=exist_ok)
+    save_dir = run_dir(project, name, exist_ok, "val")
     save_report(save_dir, results, counts, n, "sliced", extra={"sliced": settings, **timing})
     if over := frames_over(gt, n, max_det):
         LOGGER.warning(dense_warning(over, n, max_det))
