@@ -7,15 +7,19 @@ imported (or at once, if it already is); the installed `.pth` file does the same
 from . import _autoload  # noqa: F401  (installs the registration hook; imports neither torch nor ultralytics)
 
 __version__ = "0.2.0"
-__all__ = ("HFP", "SDP", "Sum", "CFG_DIR")
+__all__ = ("HFP", "SDP", "Sum", "CFG_DIR", "doctor")
 
 
 def __getattr__(name: str):
-    """Resolve the blocks and `CFG_DIR` lazily so that `import hsfpn_yolo` stays light."""
+    """Resolve the blocks, `doctor` and `CFG_DIR` lazily so that `import hsfpn_yolo` stays light."""
     if name in {"HFP", "SDP", "Sum"}:
         from . import nn
 
         return getattr(nn, name)
+    if name == "doctor":  # hsfpn_yolo.doctor(data, imgsz=..., models=...): the `hsfpn-yolo doctor` report as a dict
+        from .diagnosis import doctor
+
+        return doctor
     if name == "CFG_DIR":  # model and dataset YAMLs: inside an installed wheel, or the checkout's cfg/ (editable)
         from pathlib import Path
 

@@ -68,6 +68,17 @@ def cmd_tile(args: argparse.Namespace) -> None:
     tile_dataset(args.src, args.dst, args.size, args.overlap, args.min_visible, args.empty, skip_bad=args.skip_bad)
 
 
+def cmd_doctor(args: argparse.Namespace) -> None:
+    """Report what a dataset's tiny objects need before training; write the JSON and PNG only once all is computed."""
+    from hsfpn_yolo.diagnosis import doctor
+    from hsfpn_yolo.diagnosis.report import table, write
+
+    report = doctor(args.data, imgsz=args.imgsz, models=args.models, split=args.split, evidence=args.evidence)
+    print(table(report))
+    for path in write(report, args.json, args.plot):
+        print(f"saved {path}")
+
+
 def _slicing(args: argparse.Namespace) -> dict:
     """Return the slicing options shared by `predict` and `val` as keyword arguments."""
     keys = ("slice", "overlap", "full_frame", "conf", "device", "imgsz", "postprocess", "match_metric")
@@ -168,7 +179,7 @@ def cmd_bench_compare(args: argparse.Namespace) -> None:
     from hsfpn_yolo.bench.compare import run
 
     alias = dict(a.split("=", 1) for a in args.alias)
-    run(args.files, args.pairs, args.with_, alias, tuple(args.metrics), args.times)
+    run(args.files, args.pairs, args.with_, alias, tuple(args.metrics), args.times, args.curves)
 
 
 def cmd_bench_pretrain(args: argparse.Namespace) -> None:
@@ -322,6 +333,7 @@ def _bench_parsers(commands) -> None:
     p.add_argument("--alias", nargs="+", default=[], metavar="OLD=NEW", help="rename models of the JSON files")
     p.add_argument("--metrics", type=_names, default=["AP", "AP_vt"], metavar="K,...", help="metrics (AP,AP_vt)")
     p.add_argument("--times", action="store_true", help="add the ratio of the mean training time per epoch")
+    p.add_argument("--curves", action="store_true", help="per run: best AP, its epoch, the first epoch within 95 %%")
     p.set_defaults(func=cmd_bench_compare)
 
     p = kinds.add_parser(
@@ -361,7 +373,9 @@ def _bench_parsers(commands) -> None:
         description="Write AP-by-size bars (from the accuracy JSON) and latency against AP (needs both JSONs) as PNGs.",
     )
     p.add_argument("--speed", type=Path, default=None, metavar="JSON", help="`bench speed --json` output")
-    p.add_argument("--accuracy", type=Path, default=None, metavar="JSON", help="`bench accuracy --json` output")
+    p.add_argument(
+        "--accuracy", type=Path, nargs="+", default=None, metavar="JSON", help="`bench accuracy --json` output(s)"
+    )
     p.add_argument("--out", type=Path, default=Path("docs"), metavar="DIR", help="folder for the PNGs")
     p.set_defaults(func=cmd_bench_plot)
 
@@ -383,7 +397,7 @@ def _add_slicing_args(p: argparse.ArgumentParser, conf: float, postprocess: str,
         "--project",
         type=Path,
         default=None,
-        help="parent folder of the run, read as `yolo ... project=` reads it (default: detect/ in Ultralytics' runs_dir)",
+        help="parent folder of the run, read as `yolo ... project=` reads it (default: Ultralytics' runs_dir/detect)",
     )
     p.add_argument("--exist-ok", action="store_true", help="reuse the run folder instead of numbering a new one")
 
@@ -524,10 +538,28 @@ def build_parser() -> argparse.ArgumentParser:
         "seed), print the tiny-object AP, save a prediction image and say what to run next. Nothing is downloaded.",
     )
     p.add_argument("--model", default=argparse.SUPPRESS, help="model name or YAML path (default: yolov8n-hsfpn)")
-    p.add_argument("--epochs", type=int, default=argparse.SUPPRESS, help="training epochs (default: the benchmark's)")
+    p.add_argument("--epochs", type=int, default=argparse.SUPPRESS, help="training epochs (default 10)")
     p.add_argument("--device", default=argparse.SUPPRESS, help="'cpu' (default), '0', ...")
     p.add_argument("--project", default=argparse.SUPPRESS, help="folder for the run (default: runs/demo)")
     p.set_defaults(func=cmd_demo)
+
+    p = commands.add_parser(
+        "doctor",
+        help="before training: what a dataset's tiny objects need (sizes, anchor candidates, tiles, NWD, model)",
+        description="Read one split's labels and image headers (no training, no weights, no pixels) and report at "
+        "the training size: object sizes in AI-TOD buckets; per model, the boxes without a candidate anchor point "
+        "under the installed Ultralytics assigner, with and without its small-target enlargement; what tiling frames "
+        "larger than the training size would do; NWD's `constant: auto`; and a recommendation (image size or tiles, "
+        "model, NWD) grounded in the benchmark's measured table. Files are written only when all of it succeeded.",
+    )
+    p.add_argument("data", metavar="DATA", help="dataset YAML, by path or bare name (e.g. tiny-synth.yaml)")
+    p.add_argument("--imgsz", type=int, default=640, metavar="N", help="training image size (640)")
+    p.add_argument("--models", type=_names, default=None, metavar="A,B", help="models (default yolov8n,yolov8n-p2)")
+    p.add_argument("--split", default="train", choices=("train", "val", "test"), help="split whose labels are read")
+    p.add_argument("--json", type=Path, default=None, metavar="F", help="write every number as JSON to F")
+    p.add_argument("--plot", type=Path, default=None, metavar="F", help="write the size and candidate plots (PNG) to F")
+    p.add_argument("--evidence", type=Path, default=None, metavar="F", help="comparisons to advise from (shipped)")
+    p.set_defaults(func=cmd_doctor)
 
     _large_frame_parsers(commands)
     _bench_parsers(commands)
