@@ -273,7 +273,7 @@ def test_bench_pretrain_then_accuracy_from_it(user):
     assert (row["start"], row["checkpoint"], row["model"]) == ("pretrained", checkpoint.name, "yolov8n-finepath")
     assert yaml.safe_load(Path(row["save_dir"], "args.yaml").read_text())["pretrained"] == str(checkpoint)
     assert "- Start: the stock counterpart's checkpoint (pretrained), trained on 12 images" in proc.stdout
-    record = json.loads(checkpoint.with_suffix(".json").read_text())  # the pretraining's own learning curve
+    (record,) = json.loads(checkpoint.with_suffix(".json").read_text())["runs"]  # the pretraining's learning curve
     assert record["model"] == "yolov8n" and len(record["curve"]["AP"]) == 1 and record["optimizer_steps"] == 6
     assert re.search(r"Transferred \d+/\d+ items from pretrained weights", output(proc))
 

@@ -113,10 +113,24 @@ def pretrain_one(model: str, settings: dict[str, Any], device: str = "cpu") -> s
     tmp = dst.with_suffix(".tmp")
     shutil.copyfile(yolo.trainer.last, tmp)
     os.replace(tmp, dst)
-    # Its learning curve on the pretraining set's validation images, beside it (what decides the pretraining epochs)
-    record = {"model": model_name(model), "settings": settings, "optimizer_steps": clock.steps, "curve": clock.curve}
-    save_json(dst.with_suffix(".json"), record)
+    # Its learning curve on the pretraining set's validation images, beside it (what decides the pretraining epochs),
+    # as a one-run results file that `bench compare --curves` and `bench plot` read
+    save_json(dst.with_suffix(".json"), pretrain_record(model, settings, clock.steps, clock.curve))
     return str(dst)
+
+
+def pretrain_record(model: str, settings: dict[str, Any], steps: int, curve: dict[str, list]) -> dict[str, Any]:
+    """Return a pretraining run as a `bench accuracy` results file of one run (from scratch, its curve included).
+
+    Args:
+        model (str): Stock model name.
+        settings (dict): See `pretrain_settings`.
+        steps (int): Optimizer steps the run made.
+        curve (dict): Validation AP per epoch (`training.EpochClock.curve`).
+    """
+    run = {"model": model_name(model), "start": "scratch", "seed": settings["seed"], "params": None}
+    run |= {"epochs": len(next(iter(curve.values()), [])), "optimizer_steps": steps, "curve": curve}
+    return {"settings": {**settings["train_args"], "imgsz": settings["imgsz"]}, "pretraining": settings, "runs": [run]}
 
 
 def starting_points(models: list[str], settings: dict[str, Any], device: str = "cpu", jobs: int = 2) -> dict[str, str]:
