@@ -227,7 +227,7 @@ def _nwd_options(text: str) -> dict:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     """Add the model selection shared by `bench speed` and `bench accuracy`."""
-    p.add_argument("--models", type=_names, default=None, metavar="A,B", help="model names (default: the four)")
+    p.add_argument("--models", type=_names, default=None, metavar="A,B", help="model names (default: the six yolov8 ones)")
     p.add_argument("--scale", default="n", choices=list("nsmlx"), help="scale of the default models")
 
 
@@ -262,7 +262,7 @@ def _bench_parsers(commands) -> None:
     p = kinds.add_parser(
         "speed",
         help="parameters, GFLOPs, latency, training step and memory; HFP/SDP against reference versions",
-        description="Time yolov8{s}, yolov8{s}-p2, yolov8{s}-hsfpn and yolov8{s}-hsfpn-p2 in one run, plus the HFP "
+        description="Time the six yolov8{s} models (stock, finepath, hsfpn; each also -p2) in one run, plus the HFP "
         "and SDP blocks against straightforward reference versions, and print Markdown tables. Iteration counts "
         "follow a time budget per case unless --iters is given.",
     )

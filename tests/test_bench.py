@@ -1,5 +1,5 @@
-"""The benchmark tooling: references equal our blocks, `bench speed` and `bench plot` run end to end, and the blocks
-compile without graph breaks."""
+"""The benchmark tooling: references equal our blocks, and `bench speed` and `bench plot` run end to end (the blocks
+under torch.compile: test_compile.py)."""
 
 import json
 import subprocess
@@ -284,25 +284,6 @@ def test_bench_plot_draws_the_data(tmp_path, capsys, monkeypatch):
     )
     points = [c.get_offsets() for c in figures[plots.LATENCY_PNG].axes[0].collections]
     np.testing.assert_allclose(np.concatenate(points), [[10.0, 0.21], [12.0, 0.25]])  # (latency ms, mean AP)
-
-
-@pytest.mark.parametrize("make", [lambda: HFP(32, dct=True, patch=4), lambda: HFP(32), lambda: SDP(32, 4)])
-def test_blocks_compile_without_graph_breaks(make):
-    torch._dynamo.reset()
-    m = make()
-    x = torch.randn(2, 32, 16, 24)
-    args = (x,) if isinstance(m, HFP) else ([x, torch.randn_like(x)],)
-    explained = torch._dynamo.explain(m)(*args)
-    assert explained.graph_break_count == 0 and explained.graph_count == 1, explained.break_reasons
-    compiled = torch.compile(m, fullgraph=True, backend="eager")  # fullgraph raises on any graph break
-    torch.testing.assert_close(compiled(*args), m(*args))
-
-
-@pytest.mark.slow
-def test_blocks_compile_with_inductor():
-    torch._dynamo.reset()
-    m, x = HFP(32, dct=True, patch=4), torch.randn(2, 32, 16, 24)
-    torch.testing.assert_close(torch.compile(m, fullgraph=True)(x), m(x), rtol=1e-4, atol=1e-5)
 
 
 def test_pretrained_starts_follow_the_stock_counterpart(tmp_path, monkeypatch):

@@ -222,7 +222,7 @@ def run(
     per-model spreads.
 
     Args:
-        models (list[str], optional): Model names or YAML paths; default the four models at `scale`.
+        models (list[str], optional): Model names or YAML paths; default the six models at `scale`.
         seeds (Sequence[int]): Training seeds; each model is trained once per seed and start.
         data (str, optional): Data YAML; default the synthetic set (generated at `imgsz`), with oriented boxes for OBB
             models.

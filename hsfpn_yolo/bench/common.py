@@ -12,11 +12,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-FAMILIES = ("yolov8{}", "yolov8{}-p2", "yolov8{}-hsfpn", "yolov8{}-hsfpn-p2")  # stock first, then ours
+FAMILIES = (  # per output set: stock first, then ours
+    "yolov8{}",
+    "yolov8{}-finepath",
+    "yolov8{}-hsfpn",
+    "yolov8{}-p2",
+    "yolov8{}-finepath-p2",
+    "yolov8{}-hsfpn-p2",
+)
 
 
 def default_models(scale: str = "n") -> list[str]:
-    """Return the four benchmark model names at one scale, e.g. yolov8n ... yolov8n-hsfpn-p2."""
+    """Return the six benchmark model names at one scale, e.g. yolov8n, yolov8n-finepath ... yolov8n-hsfpn-p2."""
     return [f.format(scale) for f in FAMILIES]
 
 

@@ -181,7 +181,7 @@ def run(
 
     Args:
         models (list[str], optional): The benchmark's models (their stock counterparts are pretrained); default the
-            four models at `scale`.
+            six models at `scale`.
         quick, epochs, imgsz, train_images, val_images: The benchmark's sizes, as `bench accuracy` takes them.
         batch (int): Batch size.
         workers (int): Dataloader workers.
