@@ -46,7 +46,7 @@ COMPARISONS = (
         "yolov8n-p2",
         "yolov8n",
         ("yolov8-p2-nbs8.json",),
-        "README.md#which-model-and-how-much-it-helps",
+        "docs/design-study.md#earlier-regimes-superseded",
         baseline_files=("yolov8-finepath-nbs8.json",),
     ),
     Comparison(
@@ -76,7 +76,7 @@ COMPARISONS = (
         "yolov8n-hsfpn-p2",
         "yolov8n-p2",
         ("p2-path.json",),
-        "README.md#which-model-and-how-much-it-helps",
+        "docs/design-study.md#earlier-regimes-superseded",
         alias=(("yolov8n-hsfpn-p3-c1path-p2", "yolov8n-hsfpn-p2"),),
     ),
     Comparison(
