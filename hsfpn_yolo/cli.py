@@ -227,14 +227,16 @@ def _nwd_options(text: str) -> dict:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     """Add the model selection shared by `bench speed` and `bench accuracy`."""
-    p.add_argument("--models", type=_names, default=None, metavar="A,B", help="model names (default: the six yolov8 ones)")
+    p.add_argument(
+        "--models", type=_names, default=None, metavar="A,B", help="model names (default: the six yolov8 ones)"
+    )
     p.add_argument("--scale", default="n", choices=list("nsmlx"), help="scale of the default models")
 
 
 def _add_budget_args(p: argparse.ArgumentParser) -> None:
     """Add the benchmark's sizes and training settings, shared by `bench accuracy` and `bench pretrain`."""
-    p.add_argument("--quick", action="store_true", help="screening run: 100/40 images, 6 epochs (about 1/3 the time)")
-    p.add_argument("--epochs", type=int, default=None, metavar="E", help="epochs per run (default 10; 6 with --quick)")
+    p.add_argument("--quick", action="store_true", help="short screening run: 100/40 images, 6 epochs")
+    p.add_argument("--epochs", type=int, default=None, metavar="E", help="epochs per run (default 35; 6 with --quick)")
     p.add_argument("--imgsz", type=int, default=None, metavar="S", help="image size (default 256)")
     p.add_argument("--batch", type=int, default=8, metavar="B", help="batch size")
     p.add_argument(
@@ -282,11 +284,12 @@ def _bench_parsers(commands) -> None:
     p = kinds.add_parser(
         "accuracy",
         help="train each model with several seeds and compare tiny-object AP (mean, sd, min-max)",
-        description="Train every model once per training seed with the same data, epochs, image size and optimizer "
+        description="Train every model once per start and training seed with the same data, epochs, image size and optimizer "
         "(default: the synthetic tiny-object set, generated once into Ultralytics' datasets folder) and report AP, "
         "AP50, AP_vt, AP_t, AP_s as mean ± sd (min-max) over the seeds, the difference of each HS-FPN model to its "
         "stock counterpart with its standard error, and the per-seed rows. Runs already in --json with the same "
-        "settings are kept. About an hour for the four n-scale models on 2 CPU cores; --quick screens in ~1/3.",
+        "settings are kept. Default: the six n-scale models, from scratch and pretrained, 35 epochs with one optimizer "
+        "step per batch (where stock yolov8n has converged); --quick screens.",
     )
     _add_model_args(p)
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], metavar="0,1,2", help="training seeds (default 0,1,2)")

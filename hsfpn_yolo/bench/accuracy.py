@@ -1,21 +1,22 @@
-"""Train every model the same way with several training seeds and compare tiny-object AP and time per epoch.
+"""Train every model the same way from each start with several training seeds and compare tiny-object AP.
 
-One run trains one (model, seed) pair; every run of a benchmark shares the data, epochs, image size, batch and
-optimizer. Per model the report gives mean, standard deviation and min-max over the seeds, and against the model's
-stock counterpart (yolov8n for P3-P5 models, yolov8n-p2 for P2 models) the difference of the means with its standard
-error: a difference counts only where it exceeds twice that error.
+One run trains one (model, start, seed); every run of a benchmark shares the data, epochs, image size, batch and
+optimizer. Per model and start the report gives mean, standard deviation and min-max over the seeds, and against the
+model's stock counterpart (yolov8n for P3-P5 models, yolov8n-p2 for P2 models) from the same start the difference of
+the means with its standard error: a difference counts only where it exceeds twice that error.
 
-Defaults train on the built-in synthetic tiny-object set (generated once into Ultralytics' datasets folder), sized to
-take about an hour for the four YOLOv8n-scale models with three seeds on 2 CPU cores (two runs at a time, since
-Ultralytics trains with one thread on such a machine); `--quick` is a shorter screening run, `--data` a real dataset.
-With `--pretrained` every model starts from its stock counterpart's checkpoint, pretrained once on a different
-synthetic task (`hsfpn_yolo.bench.pretrain`), as users fine-tune pretrained weights; without it, from random weights.
-With `--nwd` every model trains with NWD label assignment and box loss (`hsfpn_yolo.nwd`), set through the Python API.
+The default regime is the one stock yolov8n converges in (docs/design-study.md, "Regime"): the built-in synthetic
+tiny-object set (generated once into Ultralytics' datasets folder), batch 8 with one optimizer step per batch, 35
+epochs (875 optimizer steps), from scratch and from the stock counterpart's checkpoint pretrained once on a different
+synthetic task (`hsfpn_yolo.bench.pretrain`), as users fine-tune pretrained weights. Two runs train at a time (each
+in its own process; Ultralytics trains with one thread on a 2-core machine); a yolov8n run takes about 6 minutes
+there. `--quick` is a short screening run, `--data` a real dataset. With `--nwd` every model trains with NWD label
+assignment and box loss (`hsfpn_yolo.nwd`), set through the Python API.
 
 Examples:
-    hsfpn-yolo bench accuracy --seeds 0,1,2                      # synthetic set, four models, CPU
-    hsfpn-yolo bench accuracy --quick --models yolov8n,yolov8n-hsfpn
-    hsfpn-yolo bench accuracy --pretrained --models yolov8n,yolov8n-finepath,yolov8n-hsfpn
+    hsfpn-yolo bench accuracy --seeds 0,1,2                      # synthetic set, six models, both starts, CPU
+    hsfpn-yolo bench accuracy --quick --starts scratch --models yolov8n,yolov8n-hsfpn
+    hsfpn-yolo bench accuracy --starts pretrained --models yolov8n,yolov8n-finepath,yolov8n-hsfpn
     hsfpn-yolo bench accuracy --nwd --models yolov8n,yolov8n-p2 --json runs/bench/accuracy-nwd.json
     hsfpn-yolo bench accuracy --data cfg/datasets/AI-TOD.yaml --epochs 100 --imgsz 800 --device 0 --jobs 1
 """

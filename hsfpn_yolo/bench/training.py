@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 SYNTH = {"train": 200, "val": 50, "imgsz": 256, "seed": 0}  # default synthetic set
-TRAIN = {"epochs": 10, "batch": 8, "optimizer": "AdamW", "lr0": 0.002, "workers": 2}  # every model and seed
+TRAIN = {"epochs": 35, "batch": 8, "optimizer": "AdamW", "lr0": 0.002, "workers": 2}  # every model and seed
 SEEDS = (0, 1, 2)  # default training seeds
 QUICK = {"train": 100, "val": 40, "imgsz": 256, "epochs": 6}  # screening run: about a third of the default
 CURVE_KEYS = {"AP": None, "mAP50-95": "metrics/mAP50-95(B)"}  # per-epoch validation: tiny-object AP, Ultralytics' own
