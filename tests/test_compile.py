@@ -2,16 +2,14 @@
 it, and eval mode) or in the NWD loss, and every block and the NWD metric compiled alone match eager, gradients too.
 
 Dynamo is run without a backend (`torch._dynamo.explain`): inductor would spend minutes building C++ kernels here.
-A break counts as ours when its innermost frame outside torch lies in the package (a torch function that breaks counts
-for the code calling it); the others (Ultralytics' own) are printed only.
+A break counts as ours when its innermost frame outside torch lies in the package (`hsfpn_yolo.bench.graph_breaks`);
+the others (Ultralytics' own) are printed only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import inspect
-import logging
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,15 +20,13 @@ import torch
 from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import DetectionModel, OBBModel, guess_model_task, yaml_model_load
 
-import hsfpn_yolo
 from hsfpn_yolo import nwd
 from hsfpn_yolo.bench.common import model_yaml
+from hsfpn_yolo.bench.graph_breaks import explain, split_breaks
 from hsfpn_yolo.bench.workloads import synthetic_batch
 from hsfpn_yolo.nn import HFP, SDP, Sum
 from tests.conftest import CFG
 
-PACKAGE = Path(hsfpn_yolo.__file__).resolve().parent
-TORCH = Path(torch.__file__).resolve().parent
 MODEL_CLASSES = {"detect": DetectionModel, "obb": OBBModel}
 SHIPPED = sorted(p.stem.replace("-", "n-", 1) for p in CFG.glob("*.yaml"))  # yolov8-hsfpn.yaml -> yolov8n-hsfpn
 # The stock model grounds the split: its breaks, in eval mode only, are Ultralytics' (the anchor grid reads a stride as
@@ -50,63 +46,6 @@ def fresh_dynamo():
     torch._dynamo.reset()
     yield
     torch._dynamo.reset()
-
-
-@contextlib.contextmanager
-def logged_breaks():
-    """Collect the graph breaks Dynamo logs meanwhile, also those after which it runs a whole frame eagerly (a break
-    in a loop), which `explain` does not list."""
-    log = torch._logging.getArtifactLogger("torch._dynamo.symbolic_convert", "graph_breaks")
-    records, handler = [], logging.Handler(logging.DEBUG)
-    handler.emit = records.append
-    level, propagate = log.level, log.propagate
-    log.setLevel(logging.DEBUG)
-    log.addHandler(handler)
-    log.propagate = False
-    try:
-        yield records
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
-        log.propagate = propagate
-
-
-def break_site(frames: list[tuple[str, int]]) -> tuple[str, int]:
-    """Return the innermost frame of a break outside torch itself: the code whose call into torch broke the graph."""
-    return next((f for f in reversed(frames) if not Path(f[0]).resolve().is_relative_to(TORCH)), frames[-1])
-
-
-def logged_frames(message: str) -> list[tuple[str, int]]:
-    """Return the user frames of a logged graph break, outermost first (a repeated break names only its own line)."""
-    stack = re.findall(r'File "(.+?)", line (\d+)', message.partition("User code traceback:")[2])
-    return [(f, int(n)) for f, n in stack or re.findall(r"in user code at (.+):(\d+)", message)]
-
-
-def explain(fn, *args) -> tuple[object, dict[tuple[str, int], str]]:
-    """Run `fn(*args)` under `torch._dynamo.explain`; return the explanation and every break as its site -> reason."""
-    with logged_breaks() as records:
-        explained = torch._dynamo.explain(fn)(*args)
-    breaks = {}
-    for r in explained.break_reasons:
-        assert r.user_stack, f"a graph break without a frame cannot be placed: {r.reason}"
-        breaks[break_site([(f.filename, f.lineno) for f in r.user_stack])] = r.reason.splitlines()[0]
-    for record in records:
-        message = record.getMessage()
-        frames = logged_frames(message)
-        assert frames, f"a logged graph break without a frame cannot be placed: {message[:300]}"
-        reason = message.partition("Graph Break Reason: ")[2]
-        if reason.startswith("Failed to handle graph break gracefully"):  # the frame runs eagerly; then the cause
-            reason = "frame run eagerly: " + reason.partition("Graph break encountered:")[2].strip()
-        breaks.setdefault(break_site(frames), reason.partition("\n")[0])
-    return explained, breaks
-
-
-def split_breaks(breaks: dict[tuple[str, int], str]) -> tuple[list[str], list[str]]:
-    """Return the breaks as 'file:line: reason', split into those inside the package and the others."""
-    ours, theirs = [], []
-    for (file, line), reason in sorted(breaks.items()):
-        (ours if Path(file).resolve().is_relative_to(PACKAGE) else theirs).append(f"{file}:{line}: {reason}")
-    return ours, theirs
 
 
 def traced_code(explained) -> set[tuple[Path, str]]:

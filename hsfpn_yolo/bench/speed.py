@@ -192,12 +192,14 @@ def compile_run(scale: str, cfg: dict[str, Any], device: str) -> dict[str, Any]:
 
     fused = deployed(build(f"yolov8{scale}-hsfpn", device))
     img = torch.rand(1, 3, cfg["imgsz"], cfg["imgsz"], device=device)
+    from .graph_breaks import explain, split_breaks
+
     with torch.no_grad():
-        first = torch._dynamo.explain(fused)(img)  # Ultralytics' Detect builds its anchors on a first call (.item())
+        first, first_breaks = explain(fused, img)  # Ultralytics' Detect builds its anchors on a first call (.item())
         torch._dynamo.reset()
         later = torch._dynamo.explain(fused)(img)  # anchors cached, as on every later call of that size
-    sites = {f"{Path(f.filename).name}:{f.lineno}" for b in first.break_reasons for f in b.user_stack[-1:]}
-    ours = sum(any("hsfpn_yolo" in f.filename for f in b.user_stack) for b in first.break_reasons)
+    ours, theirs = split_breaks(first_breaks)
+    sites = {f"{Path(site.split(':')[0]).name}:{site.split(':')[1]}" for site in ours + theirs}
     torch._dynamo.reset()
     compiled = torch.compile(fused)
     t = time.perf_counter()
@@ -208,7 +210,7 @@ def compile_run(scale: str, cfg: dict[str, Any], device: str) -> dict[str, Any]:
     breaks = {
         "graph_breaks_first_call": first.graph_break_count,
         "graph_breaks": later.graph_break_count,
-        "graph_breaks_hsfpn": ours,
+        "graph_breaks_hsfpn": len(ours),
         "break_sites": sorted(sites),
     }
     return {"model": f"yolov8{scale}-hsfpn", "device": device, **breaks, "compile_s": compile_s, **times}
