@@ -126,3 +126,10 @@ def test_curves_view_reads_each_runs_learning_curve(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[2].startswith("| model | start | seed | epochs | best AP | at epoch | first epoch ≥ 95% of best |")
     assert lines[4] == "| yolov8n | scratch | 0 | 5 | 0.500 | 4 | 3 | 0.480 | 0.490 |" and len(lines) == 5
+
+
+def test_a_single_seed_gets_no_verdict(tmp_path):
+    """A difference with one seed on a side has no spread to be judged by: it says so instead of 'noise'."""
+    rows = stock_and_ours("scratch", (0.10, 0.12, 0.14), (0.50,))
+    text = run([results(tmp_path / "a.json", rows)], metrics=("AP",))
+    assert "| yolov8n-hsfpn | yolov8n | 0.500 ± 0.000 (0.500–0.500) | +0.380 ± 0.012 (too few seeds) | 1 |" in text

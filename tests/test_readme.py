@@ -1,6 +1,7 @@
 """README.md as an executable spec: every command of its fenced blocks runs from an empty folder through the installed
 entry points and gives what the README promises, or, where it needs data that cannot exist offline, fails cleanly
-naming what is missing; its error examples are the messages the package prints."""
+naming what is missing; its accuracy table is what the command beside it prints; its error examples (and those of
+docs/usage.md) are the messages the package prints."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import yaml
 
 from tests.fresh_user import assert_clean_failure, fresh_user, last_line, output, run
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+USAGE = REPO / "docs" / "usage.md"  # the error examples moved there with the details they illustrate
 FENCE = re.compile(r"^```(\w+)[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 TINY_LINE = "Tiny-object AP (AI-TOD sizes): AP "
 
@@ -37,9 +40,10 @@ def section(text: str, pos: int) -> str:
     return titles[-1] if titles else "top"
 
 
-def fenced(lang: str) -> list[tuple[str, str]]:
-    """Return the README's fenced blocks of language LANG as (section title, content), in README order."""
-    text = README.read_text(encoding="utf-8")
+def fenced(lang: str, doc: Path = README) -> list[tuple[str, str]]:
+    """Return the fenced blocks of language LANG of a Markdown file (the README) as (section title, content), in
+    order."""
+    text = doc.read_text(encoding="utf-8")
     return [(section(text, m.start()), m[2]) for m in FENCE.finditer(text) if m[1] == lang]
 
 
@@ -114,11 +118,6 @@ def trained_detector(out: str, cwd: Path) -> None:
     trained("detect", out, cwd)
 
 
-def trained_obb(out: str, cwd: Path) -> None:
-    """Assert `yolo obb train` saved its weights and printed the tiny-object AP line (rotated IoU)."""
-    trained("obb", out, cwd)
-
-
 def validated(out: str, cwd: Path) -> None:
     """Assert `yolo val` printed the tiny-object AP line and saved it in its run folder."""
     assert TINY_LINE in out
@@ -137,17 +136,6 @@ def exported(out: str, cwd: Path) -> None:
     assert "hsfpn-yolo: onnx: outputs match PyTorch" in out
 
 
-def trained_with_nwd(out: str, cwd: Path) -> None:
-    """Assert the NWD python block trained stock yolov8n (no tiny-object AP line: stock models opt in) with C measured
-    on the training set, and saved the options in its weights."""
-    import torch
-
-    assert re.search(r"NWD: assign=False, loss weight 0\.5, C = [\d.]+ px", out), out[-3000:]
-    (best,) = (cwd / "runs" / "detect").glob("train*/weights/best.pt")
-    options = torch.load(best, weights_only=False)["model"].yaml["nwd"]
-    assert options["loss"] == 0.5 and options["assign"] is False and options["constant"] > 0
-
-
 def python_walkthrough(out: str, cwd: Path) -> None:
     """Assert the python walkthrough trained, printed mAP and the tiny-object metrics, and exported a dynamic ONNX."""
     import onnx
@@ -156,6 +144,14 @@ def python_walkthrough(out: str, cwd: Path) -> None:
     assert re.search(r"^\S+ \{'AP': ", out, re.M), out[-3000:]
     graph = onnx.load(str(cwd / "runs" / "detect" / "train" / "weights" / "best.onnx")).graph
     assert [bool(d.dim_param) for d in graph.input[0].type.tensor_type.shape.dim] == [True, False, True, True]
+
+
+def diagnosed(out: str, cwd: Path) -> None:
+    """Assert `hsfpn-yolo doctor` printed the size buckets, the candidate counts and its advice, and drew its plot."""
+    assert "Object sizes at 128 px" in out and "Candidate anchor points per box" in out and "Advice:" in out, out[
+        -3000:
+    ]
+    assert cv2.imread(str(cwd / "doctor.png")).size > 0
 
 
 def synthesized(folder: str, columns: int, imgsz: int = 128):
@@ -175,32 +171,20 @@ def synthesized(folder: str, columns: int, imgsz: int = 128):
 
 # Commands that run (after SUBSTITUTIONS), by their README text (python blocks: see `python_key`), with their check
 RUNS = {
-    "yolo train model=yolov8n-hsfpn.yaml data=tiny-synth.yaml epochs=50 imgsz=640": trained_detector,
+    "yolo train model=yolov8n-hsfpn.yaml data=tiny-synth.yaml epochs=50 imgsz=320": trained_detector,
     "yolo val model=runs/detect/train/weights/best.pt data=tiny-synth.yaml": validated,
     "yolo predict model=runs/detect/train/weights/best.pt source=path/to/images": predicted,
     "yolo export model=runs/detect/train/weights/best.pt format=onnx": exported,
     'model = YOLO("yolov8s-hsfpn.yaml")': python_walkthrough,
-    'model = enable(YOLO("yolov8n.yaml"), loss=0.5)': trained_with_nwd,
-    "yolo obb train model=yolo11n-hsfpn-obb.yaml data=tiny-synth-obb.yaml imgsz=320 epochs=3": trained_obb,
+    "hsfpn-yolo doctor tiny-synth.yaml --imgsz 640 --plot doctor.png": diagnosed,
     "hsfpn-yolo synth datasets/tiny-synth-640 --train 1000 --val 200 --imgsz 640 --seed 0": synthesized(
         "datasets/tiny-synth-640", 5
     ),
-    "hsfpn-yolo synth datasets/tiny-synth-obb-640 --obb --train 1000 --val 200 --imgsz 640": synthesized(
-        "datasets/tiny-synth-obb-640", 9
-    ),
-    "hsfpn-yolo synth datasets/large-1536 --train 100 --val 20 --imgsz 1536": synthesized("datasets/large-1536", 5),
 }
 # Commands that need data or weights that cannot exist offline: why, and a regex their error must match (it names
 # what is missing)
 NEEDS_DATA = {
-    "python -c \"from ultralytics.data.split_dota import split_trainval; split_trainval('path/to/DOTAv1', "
-    "'path/to/DOTAv1-split')\"": ("the DOTAv1 images", r"path/to/DOTAv1"),
-    "yolo obb train model=yolo11n-hsfpn-obb.yaml data=DOTAv1.yaml imgsz=1024": ("the DOTAv1 split", r"DOTAv1"),
     "yolo train model=yolov8n-hsfpn.yaml pretrained=path/to/yolov8n.pt data=tiny-synth.yaml epochs=100": (
-        "COCO-pretrained yolov8n.pt (a download)",
-        r"yolov8n\.pt",
-    ),
-    'model = YOLO("yolov8n-hsfpn.yaml").load("path/to/yolov8n.pt")': (
         "COCO-pretrained yolov8n.pt (a download)",
         r"yolov8n\.pt",
     ),
@@ -225,10 +209,6 @@ NEEDS_DATA = {
     "hsfpn-yolo val runs/detect/train/weights/best.pt cfg/datasets/VisDrone.yaml --slice 640 --overlap 0.2": (
         "weights trained on VisDrone tiles and the raw VisDrone2019-DET val split",
         r"best\.pt|VisDrone2019-DET-val|cfg/datasets/VisDrone\.yaml",
-    ),
-    'results = predict_sliced("best.pt", "frames/", slice=640, overlap=0.2)': (
-        "VisDrone weights, frames and the raw VisDrone2019-DET val split",
-        r"best\.pt|frames/",
     ),
 }
 # Commands this test does not run, and why
@@ -315,9 +295,12 @@ TEXT_ERRORS = {  # the README's error examples by their start, and how each is r
 }
 
 
-@pytest.mark.parametrize("text", [t for _, t in fenced("text")], ids=lambda t: t.split(":")[0])
+@pytest.mark.parametrize(
+    "text", [t for doc in (README, USAGE) for _, t in fenced("text", doc)], ids=lambda t: t.split(":")[0]
+)
 def test_readme_error_example_is_the_message(text, tmp_path):
-    """Each error example of the README is what the package raises in that situation (up to a closing `...`)."""
+    """Each error example of the README and the usage guide is what the package raises in that situation (up to a
+    closing `...`)."""
     reproduce = next((f for start, f in TEXT_ERRORS.items() if text.startswith(start)), None)
     assert reproduce, f"README text block not checked by this test (add it to TEXT_ERRORS):\n{text}"
     cwd, env = fresh_user(tmp_path)
@@ -325,3 +308,25 @@ def test_readme_error_example_is_the_message(text, tmp_path):
     expected, actual = " ".join(text.split()), " ".join(last_line(proc.stderr).split())
     assert proc.returncode != 0 and actual.startswith(expected.removesuffix("...").rstrip())
     assert expected.endswith("...") or actual == expected, f"{expected}\n{actual}"
+
+
+# ------------------------------------------------------------------------------------ accuracy tables (inline commands)
+COMPARE = re.compile(r"`(hsfpn-yolo bench compare [^`]+)`")
+
+
+def test_readme_accuracy_table_is_the_commands_output():
+    """Every `hsfpn-yolo bench compare ...` the README names beside a table prints, from the results files in the
+    repository, rows that the README shows verbatim: its accuracy numbers are reproducible by that command."""
+    import os
+
+    text = README.read_text(encoding="utf-8")
+    lines = set(text.splitlines())
+    commands = COMPARE.findall(text)
+    assert commands, "the README names no `hsfpn-yolo bench compare` command beside its model table"
+    for command in commands:
+        proc = run(shlex.split(command), REPO, dict(os.environ))
+        assert proc.returncode == 0, f"{command}\n{output(proc)[-3000:]}"
+        rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+        assert len(rows) > 2, proc.stdout  # a header and at least one model
+        missing = [row for row in rows if row not in lines]
+        assert not missing, f"{command} prints rows the README does not show:\n" + "\n".join(missing)

@@ -34,7 +34,7 @@ def difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
     """Return the difference of two `spread` means, its standard error and verdict (None where a mean is missing).
 
     The difference of two means has standard error sqrt(s1²/n1 + s2²/n2); `verdict` says 'gain' or 'loss' where the
-    difference exceeds twice that error, else 'within noise' (also when either side has fewer than two seeds).
+    difference exceeds twice that error, else 'within noise'; 'too few seeds' where either side has fewer than two.
 
     Args:
         a (dict): `spread` of the model.
@@ -44,8 +44,9 @@ def difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
         return None
     diff = a["mean"] - b["mean"]
     se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
-    enough = a["n"] > 1 and b["n"] > 1
-    verdict = "gain" if enough and diff > 2 * se else "loss" if enough and diff < -2 * se else "within noise"
+    if a["n"] < 2 or b["n"] < 2:  # no spread to compare with
+        return {"diff": diff, "se": se, "verdict": "too few seeds"}
+    verdict = "gain" if diff > 2 * se else "loss" if diff < -2 * se else "within noise"
     return {"diff": diff, "se": se, "verdict": verdict}
 
 
