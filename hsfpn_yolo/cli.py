@@ -1,4 +1,4 @@
-"""The `hsfpn-yolo` command line: dataset conversion, synthetic data and benchmarks.
+"""The `hsfpn-yolo` command line: dataset conversion, synthetic data, the label check (doctor) and benchmarks.
 
 Each subcommand is one `cmd_*` handler plus one parser block in `build_parser`; handlers import their heavy
 dependencies lazily so that `--help` stays fast.
@@ -13,9 +13,11 @@ Examples:
     hsfpn-yolo val best.pt cfg/datasets/VisDrone.yaml --slice 640 --overlap 0.2
     hsfpn-yolo bench speed --json runs/bench/speed.json
     hsfpn-yolo bench accuracy --seeds 0,1,2 --json runs/bench/accuracy.json
-    hsfpn-yolo bench accuracy --pretrained --seeds 0,1,2 --json runs/bench/accuracy-pretrained.json
+    hsfpn-yolo bench accuracy --starts pretrained --seeds 0,1,2 --json runs/bench/accuracy-pretrained.json
     hsfpn-yolo bench profile --models yolov8n,yolov8n-hsfpn
     hsfpn-yolo bench plot --speed runs/bench/speed.json --accuracy runs/bench/accuracy.json --out docs
+    hsfpn-yolo bench compare docs/study/default-scratch.json docs/study/default-pretrained.json
+    hsfpn-yolo doctor tiny-synth.yaml --imgsz 640 --plot doctor.png
 """
 
 from __future__ import annotations
