@@ -198,8 +198,8 @@ def compile_run(scale: str, cfg: dict[str, Any], device: str) -> dict[str, Any]:
         first, first_breaks = explain(fused, img)  # Ultralytics' Detect builds its anchors on a first call (.item())
         torch._dynamo.reset()
         later = torch._dynamo.explain(fused)(img)  # anchors cached, as on every later call of that size
-    ours, theirs = split_breaks(first_breaks)
-    sites = {f"{Path(site.split(':')[0]).name}:{site.split(':')[1]}" for site in ours + theirs}
+    ours, _ = split_breaks(first_breaks)
+    sites = {f"{Path(file).name}:{line}" for file, line in first_breaks}
     torch._dynamo.reset()
     compiled = torch.compile(fused)
     t = time.perf_counter()
