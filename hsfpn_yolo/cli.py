@@ -191,6 +191,42 @@ def cmd_bench_pretrain(args: argparse.Namespace) -> None:
     run(**_budget(args))
 
 
+def _sizes(text: str) -> list[int]:
+    """Parse a comma-separated list of image sizes."""
+    try:
+        sizes = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes must be integers separated by commas, e.g. 640,320; got {text!r}")
+    if not sizes or any(s <= 0 or s % 32 for s in sizes):
+        raise argparse.ArgumentTypeError(f"sizes must be positive multiples of 32, e.g. 640,320; got {text!r}")
+    return sizes
+
+
+def cmd_bench_deploy(args: argparse.Namespace) -> None:
+    """Time exported models in each runtime, batch 1."""
+    from hsfpn_yolo.bench.deploy import run
+
+    run(
+        models=args.models,
+        formats=args.formats,
+        sizes=args.imgsz,
+        spread=args.spread,
+        min_calls=args.min_calls,
+        max_calls=args.max_calls,
+        budget=args.budget,
+        threads=args.threads,
+        out=args.out,
+        json_path=args.json,
+    )
+
+
+def cmd_bench_parts(args: argparse.Namespace) -> None:
+    """Profile what each part of the HFP and SDP blocks costs in inference, per runtime."""
+    from hsfpn_yolo.bench.parts import run
+
+    run(models=args.models, imgsz=args.imgsz, runs=args.runs, runtimes=args.runtimes, out=args.out, json_path=args.json)
+
+
 def cmd_bench_profile(args: argparse.Namespace) -> None:
     """Profile where each model's training step spends its time."""
     from hsfpn_yolo.bench.common import default_models
@@ -282,6 +318,49 @@ def _bench_parsers(commands) -> None:
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd HS-FPN inference")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="save the raw numbers here")
     p.set_defaults(func=cmd_bench_speed)
+
+    from hsfpn_yolo.bench.deploy import FORMATS, MODELS, SIZES
+
+    p = kinds.add_parser(
+        "deploy",
+        help="inference latency of the exported models in each runtime (batch 1), call by call in turns",
+        description="Export each model (built from its YAML, gates opened) to each format and size with Ultralytics' "
+        "exporter, load it through AutoBackend as YOLO('exported') does, and time all models and formats of a size "
+        "call by call in turns until every runner's IQR is within --spread of its median. Prints median ms and the "
+        "ratio to the stock counterpart per format; exports are cached in --out.",
+    )
+    p.add_argument("--models", type=_names, default=list(MODELS), metavar="A,B", help="models (default: %(default)s)")
+    p.add_argument(
+        "--formats", type=_names, default=list(FORMATS), metavar="F,...", help=f"of {', '.join(FORMATS)} (all)"
+    )
+    p.add_argument("--imgsz", type=_sizes, default=list(SIZES), metavar="S,...", help="input sizes (640,320)")
+    p.add_argument("--spread", type=float, default=0.10, metavar="F", help="IQR / median to reach (0.10)")
+    p.add_argument("--min-calls", type=int, default=20, metavar="N", help="timed calls before checking (20)")
+    p.add_argument("--max-calls", type=int, default=300, metavar="N", help="timed calls at most (300)")
+    p.add_argument("--budget", type=float, default=600.0, metavar="SEC", help="timing seconds per size at most (600)")
+    p.add_argument("--threads", type=int, default=None, metavar="T", help="torch CPU threads (default: all cores)")
+    p.add_argument("--out", type=Path, default=Path("runs/bench/deploy"), help="checkpoints and exports (cached)")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="save the numbers here")
+    p.set_defaults(func=cmd_bench_deploy)
+
+    from hsfpn_yolo.bench.parts import RUNTIMES
+
+    p = kinds.add_parser(
+        "parts",
+        help="what each part of HFP and SDP costs in inference, in PyTorch, ONNX Runtime and OpenVINO",
+        description="Profile each model (fused, batch 1) with torch.profiler, ONNX Runtime's profiler and OpenVINO's "
+        "per-layer counters, attribute every operator by its module and type to a part of the HFP and SDP blocks "
+        "(or the rest of the model) and print ms per call. Uses `bench deploy`'s cached exports.",
+    )
+    p.add_argument(
+        "--models", type=_names, default=["yolov8n-finepath", "yolov8n-hsfpn"], metavar="A,B", help="%(default)s"
+    )
+    p.add_argument("--imgsz", type=int, default=640, metavar="S", help="input size (640)")
+    p.add_argument("--runs", type=int, default=20, metavar="N", help="profiled calls per model and runtime (20)")
+    p.add_argument("--runtimes", type=_names, default=list(RUNTIMES), metavar="R,...", help="of %(default)s")
+    p.add_argument("--out", type=Path, default=Path("runs/bench/deploy"), help="`bench deploy`'s exports (cached)")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="save the numbers here")
+    p.set_defaults(func=cmd_bench_parts)
 
     p = kinds.add_parser(
         "accuracy",

@@ -5,7 +5,8 @@ edited) does three things for a model with HFP or SDP blocks and leaves every ot
 
 1. refuses, before converting, a format listed in `UNSUPPORTED` with an error naming the format and the reason;
 2. exports inside `exporting()`, so the blocks trace to the operations every converter carries (see `nn/pooling.py`),
-   also for torch.export-based converters (LiteRT) that run the forward like eager code;
+   also for torch.export-based converters (LiteRT) that run the forward like eager code; at a fixed input size
+   (`dynamic=False`) they trace to eager mode's operations (pooling windows, constant DCT bases: `nn/tracing.py`);
 3. runs the exported file once through Ultralytics' `AutoBackend` on a fixed random input of the export size and
    compares its raw output with the PyTorch model's by `outputs_match`. The check fails closed: a mismatch, an output
    of another shape, or an exported file that does not load or run fails the export with the format and the cause.
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 from .nn import HFP, SDP
-from .nn.pooling import exporting
+from .nn.tracing import exporting
 from .transfer import has_blocks
 
 # Formats known not to carry the blocks, with the reason; the export fails before converting. Every format whose
@@ -235,7 +236,7 @@ def wrap_exporter_call(stock):
 
         fmt = str(self.args.format).lower()
         check_format({"tflite": "litert", "tensorrt": "engine", "trt": "engine"}.get(fmt, fmt))
-        with exporting():
+        with exporting(static=not self.args.dynamic):  # a fixed size traces to eager mode's operations
             path = stock(self, model, *args, **kwargs)
         fmt = self.args.format  # as normalised by the exporter
         if path is None:

@@ -11,7 +11,8 @@ import torch_dct
 
 from hsfpn_yolo.nn import HFP, SDP, ConvBNAct, DCTHighPass, fuse_blocks, group_count
 from hsfpn_yolo.nn import highpass as hp_module
-from hsfpn_yolo.nn.pooling import exporting, pooled_relu_sum
+from hsfpn_yolo.nn.pooling import pooled_relu_sum
+from hsfpn_yolo.nn.tracing import exporting
 from hsfpn_yolo.nn.sdp import from_blocks, to_blocks
 
 
@@ -235,12 +236,15 @@ def test_sdp_fused_equals_explicit_attention(norm, act):
     torch.testing.assert_close(fused, naive_sdp(m, low, high), rtol=1e-4, atol=1e-5)
 
 
-def test_sdp_coarse_input_at_half_size_equals_upsampled_input():
-    """Keys projected before the nearest x2 upsampling equal keys of the upsampled level (GN statistics included)."""
+@pytest.mark.parametrize("size,coarse", [((16, 24), True), ((12, 20), False)])
+def test_sdp_coarse_input_at_half_size_equals_upsampled_input(size, coarse):
+    """Keys projected before the nearest x2 upsampling equal keys of the upsampled level (GN statistics included);
+    with even block sides (16 x 24, grid 4) attention reads them at the coarse size, with odd ones (12 x 20) upsampled."""
     torch.manual_seed(0)
     m = SDP([32, 64], 4).eval()  # the coarser level also has more channels
-    low, high = torch.randn(2, 32, 16, 24), torch.randn(2, 64, 8, 12)
+    low, high = torch.randn(2, 32, *size), torch.randn(2, 64, size[0] // 2, size[1] // 2)
     up = F.interpolate(high, scale_factor=2.0, mode="nearest")
+    assert m.coarse_keys(high, size) is coarse and m.coarse_keys(up, size) is False
     torch.testing.assert_close(m([low, high]), m([low, up]), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(m([low, up]), naive_sdp(m, low, up), rtol=1e-4, atol=1e-5)
     assert m([low, high]).shape == low.shape
@@ -428,3 +432,16 @@ def test_cheaper_output_conv_from_a_model_yaml(tmp_path):
     hfps = [m for m in model.model if isinstance(m, HFP)]
     assert len(hfps) == 2 and all(m.out[0].groups == m.out[0].in_channels > 1 for m in hfps)
     assert model(torch.rand(1, 3, 64, 64))[0].shape[1] == 4 + 80
+
+
+@pytest.mark.parametrize("shape,grid", [((2, 8, 12, 20), 4), ((1, 16, 6, 6), 2), ((1, 4, 8, 8), 1)])
+def test_block_layout_of_eager_mode_equals_the_export_steps(shape, grid):
+    from hsfpn_yolo.nn.sdp import from_blocks, to_blocks
+
+    x = torch.randn(shape)
+    eager = to_blocks(x, grid)
+    with exporting():
+        exported = to_blocks(x, grid)
+        assert torch.equal(from_blocks(exported, grid, *shape[-2:]), x)
+    assert torch.equal(eager, exported) and eager.is_contiguous()
+    assert torch.equal(from_blocks(eager, grid, *shape[-2:]), x)

@@ -319,6 +319,35 @@ def test_demo(user):
     assert TINY_LINE in proc.stdout and (cwd / "runs" / "demo" / "train" / "weights" / "best.pt").is_file()
 
 
+def test_bench_deploy(module_user):
+    """`bench deploy` exports, loads and times each model and format; ratios are to the stock counterpart."""
+    cwd, env = module_user
+    args = ["bench", "deploy", "--models", "yolov8n,yolov8n-hsfpn", "--formats", "onnx,pytorch", "--imgsz", "64"]
+    proc = run_hsfpn_yolo([*args, "--min-calls", 3, "--max-calls", 3, "--out", "exports", "--json", "d.json"], cwd, env)
+    result = json.loads((cwd / "d.json").read_text())
+    rows = {(r["model"], r["format"]): r for r in result["rows"]}
+    assert set(rows) == {(m, f) for m in ("yolov8n", "yolov8n-hsfpn") for f in ("pytorch", "onnx")}
+    assert all(r["n"] == 3 and r["median_ms"] > 0 for r in rows.values())
+    assert result["settings"]["formats"][0] == "pytorch"  # the parity reference comes first
+    ours = rows["yolov8n-hsfpn", "onnx"]
+    assert ours["max_abs_diff"] < 1e-2 and rows["yolov8n", "onnx"]["ratio"] is None
+    assert abs(ours["ratio"] - ours["median_ms"] / rows["yolov8n", "onnx"]["median_ms"]) < 1e-9
+    assert f"| yolov8n-hsfpn | {rows['yolov8n-hsfpn', 'pytorch']['median_ms']:.1f} (" in proc.stdout
+
+
+def test_bench_parts(module_user):
+    """`bench parts` attributes each runtime's operators to the blocks' parts; the stock-like model has none."""
+    cwd, env = module_user
+    args = ["bench", "parts", "--models", "yolov8n-finepath,yolov8n-hsfpn", "--imgsz", 64, "--runs", 2]
+    proc = run_hsfpn_yolo([*args, "--runtimes", "pytorch,onnx", "--out", "exports", "--json", "p.json"], cwd, env)
+    table = json.loads((cwd / "p.json").read_text())["parts_ms"]
+    for rt in ("pytorch", "onnx"):
+        assert set(table["yolov8n-finepath"][rt]) == {"rest of the model"}
+        found = {p for p, ms in table["yolov8n-hsfpn"][rt].items() if ms > 0}
+        assert {"HFP high-pass", "HFP output conv", "SDP attention", "SDP q/k projections"} <= found, (rt, found)
+    assert "**difference of the totals**" in proc.stdout
+
+
 # Where each subcommand runs on real input (`predict --slice`, as installed: tests/test_sliced_cli.py)
 RUN_BY = {
     ("convert", "visdrone"): test_convert_visdrone,
@@ -330,6 +359,8 @@ RUN_BY = {
     ("demo",): test_demo,
     ("doctor",): "tests/test_doctor.py::test_cli_from_an_empty_folder",
     ("bench", "speed"): test_bench_speed,
+    ("bench", "deploy"): test_bench_deploy,
+    ("bench", "parts"): test_bench_parts,
     ("bench", "accuracy"): test_bench_accuracy,
     ("bench", "pretrain"): test_bench_pretrain_then_accuracy_from_it,
     ("bench", "profile"): test_bench_profile,

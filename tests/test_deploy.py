@@ -199,8 +199,8 @@ def test_export_that_loses_a_block_fails_naming_the_format(gated_model, monkeypa
     exporting = hsfpn_export.exporting
 
     @contextlib.contextmanager
-    def lossy_converter():  # as if a converter dropped the blocks: the exported graph lacks them
-        with exporting(), monkeypatch.context() as m:
+    def lossy_converter(static=False):  # as if a converter dropped the blocks: the exported graph lacks them
+        with exporting(static), monkeypatch.context() as m:
             m.setattr(HFP, "forward", lambda self, x: x)
             m.setattr(SDP, "forward", lambda self, x: x[0])
             yield
@@ -217,3 +217,15 @@ def test_export_of_a_format_that_cannot_carry_the_blocks_fails_before_converting
     with pytest.raises(ValueError, match=r"format='onnx' cannot export an HS-FPN model: no mapping for the attention"):
         gated_model.export(format="onnx", imgsz=64)
     assert not list(Path.cwd().glob("*.onnx"))
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_onnx_export_at_a_fixed_size_traces_to_eager_pooling_and_constant_bases(gated_model, dynamic):
+    import onnx
+
+    path = gated_model.export(format="onnx", imgsz=128, dynamic=dynamic)  # the export check compares it, too
+    ops = {n.op_type for n in onnx.load(path).graph.node}
+    if dynamic:  # sizes may change: bins and bases are built from the input's size in the graph
+        assert {"ReduceMax", "Cos"} <= ops
+    else:  # the windows of eager mode's pooling, and the DCT bases as constants
+        assert {"MaxPool", "AveragePool"} <= ops and not ops & {"ReduceMax", "Cos", "Range"}

@@ -139,6 +139,37 @@ def save_json(path: str | Path, data: dict[str, Any]) -> Path:
     return path
 
 
+def calibrate_norms(model, imgsz: int = 320, batches: int = 4, seed: int = 0) -> None:
+    """Set every BatchNorm's running statistics to those of random images, in place (weights untouched).
+
+    A model fresh from its YAML keeps mean 0 and variance 1, so its eval-mode activations shrink layer by layer
+    (to about 1e-8 in YOLOv8n's neck) and a rescaled head can overflow; after this its activations are of order one,
+    as in a trained model, which is what latency and parity measurements need.
+
+    Args:
+        model (torch.nn.Module): Model to calibrate.
+        imgsz (int): Side of the random square images.
+        batches (int): Batches of 2 images averaged into the statistics.
+        seed (int): Seed of the images.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+    training = model.training
+    with torch.no_grad():
+        model.train()
+        for _ in range(batches):
+            model(torch.rand(2, 3, imgsz, imgsz, generator=generator))
+    model.train(training)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+
+
 def open_gates(model, generator=None) -> None:
     """Set every HS-FPN residual gate of `model` to random values in [0.5, 1), in place, so the blocks show in its
     output (zero-initialised gates make a fresh model compute the stock one)."""

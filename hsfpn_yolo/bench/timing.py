@@ -32,6 +32,25 @@ def _call(fn: Callable[[], object], device: torch.device | str) -> float:
     return time.perf_counter() - t
 
 
+def _warm(fns: dict[str, Callable[[], object]], device, warmup: int) -> dict[str, float]:
+    """Call every callable `warmup` times (at least once) untimed; return the seconds of each one's last call."""
+    last = {}
+    for name, fn in fns.items():
+        for _ in range(max(warmup, 1)):
+            last[name] = _call(fn, device)
+    return last
+
+
+def _rounds(fns: dict[str, Callable[[], object]], times: dict[str, list[float]], count: int, device) -> None:
+    """Run `count` rounds, every callable once per round, appending to `times`; the order is reversed every other
+    round (counted over all rounds so far), so that no callable always runs right after the same one or first."""
+    for _ in range(count):
+        done = len(next(iter(times.values())))
+        order = list(fns.items()) if done % 2 == 0 else list(reversed(fns.items()))
+        for name, fn in order:
+            times[name].append(_call(fn, device))
+
+
 def measure(
     fns: dict[str, Callable[[], object]],
     device: torch.device | str = "cpu",
@@ -52,14 +71,51 @@ def measure(
     Returns:
         (dict[str, dict[str, float]]): `summary` of each callable's times.
     """
-    first = {}
-    for name, fn in fns.items():
-        for _ in range(max(warmup, 1)):  # the last warm-up call also sizes the rounds
-            first[name] = _call(fn, device)
+    first = _warm(fns, device, warmup)  # the last warm-up call also sizes the rounds
     rounds = iters or int(min(max(budget / max(sum(first.values()), 1e-6), MIN_ROUNDS), MAX_ROUNDS))
     times = {name: [] for name in fns}
-    for r in range(rounds):
-        order = list(fns.items()) if r % 2 == 0 else list(reversed(fns.items()))  # no callable always goes first
-        for name, fn in order:
-            times[name].append(_call(fn, device))
+    _rounds(fns, times, rounds, device)
     return {name: summary(t) for name, t in times.items()}
+
+
+def measure_until_steady(
+    fns: dict[str, Callable[[], object]],
+    spread: float = 0.10,
+    min_rounds: int = 20,
+    max_rounds: int = 400,
+    budget: float | None = None,
+    warmup: int = 3,
+    device: torch.device | str = "cpu",
+    progress: Callable[[int, float], None] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Time callables round by round until every one's IQR is at most `spread` × its median, or a limit is reached.
+
+    Args:
+        fns (dict[str, Callable]): Named zero-argument callables, timed call by call in turns.
+        spread (float): Largest IQR / median accepted for every callable.
+        min_rounds (int): Rounds timed before the spread is first checked.
+        max_rounds (int): Rounds after which timing stops, steady or not.
+        budget (float, optional): Seconds after which timing stops (checked between batches of rounds).
+        warmup (int): Untimed calls of each callable first, discarded.
+        device (torch.device | str): Device to synchronise.
+        progress (Callable[[int, float], None], optional): Called with the rounds so far and the worst IQR / median.
+
+    Returns:
+        (dict[str, dict[str, float]]): `summary` of each callable, plus 'spread' (IQR / median) and 'steady' (bool).
+    """
+    _warm(fns, device, warmup)
+    times = {name: [] for name in fns}
+    start, step = time.perf_counter(), max(min_rounds // 2, 1)
+    _rounds(fns, times, min_rounds, device)
+    while True:
+        out = {name: summary(t) for name, t in times.items()}
+        for s in out.values():
+            s["spread"] = s["iqr_ms"] / s["median_ms"] if s["median_ms"] > 0 else 0.0
+            s["steady"] = s["spread"] <= spread
+        worst = max(s["spread"] for s in out.values())
+        if progress:
+            progress(len(next(iter(times.values()))), worst)
+        done = len(next(iter(times.values())))
+        if worst <= spread or done >= max_rounds or (budget is not None and time.perf_counter() - start > budget):
+            return out
+        _rounds(fns, times, min(step, max_rounds - done), device)

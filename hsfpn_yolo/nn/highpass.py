@@ -12,6 +12,8 @@ from functools import lru_cache
 import torch
 import torch.nn as nn
 
+from .tracing import static_sizes, traced_or_compiled
+
 
 def low_frequency_count(n, ratio: float):
     """Return floor(ratio * n), the number of lowest DCT frequencies removed along an axis of size n.
@@ -50,14 +52,10 @@ def _cached_basis(n: int, k: int, device: torch.device, dtype: torch.dtype) -> t
         return dct_basis(n, k, device=device, dtype=torch.float64).to(dtype)
 
 
-def traced_or_compiled() -> bool:
-    """Return True while tracing (TorchScript, ONNX, PNNX, OpenVINO) or compiling/exporting (torch.compile, torch.export)."""
-    return torch.jit.is_tracing() or torch.compiler.is_compiling()
-
-
 def _basis(n, k, like: torch.Tensor) -> torch.Tensor:
-    """Return the DCT basis for `like`'s device and dtype: cached in eager mode, built in-graph when traced/compiled."""
-    if traced_or_compiled():
+    """Return the DCT basis for `like`'s device and dtype: cached in eager mode and in a fixed-size export (a constant
+    of the graph), built in-graph when traced/compiled with sizes that may change."""
+    if traced_or_compiled() and not all(isinstance(v, int) for v in (n, k)):
         # Built from the (symbolic) size, so a dynamic ONNX export stays exact at every input size.
         return dct_basis(n, k, device=like.device, dtype=torch.float32).to(like.dtype)
     return _cached_basis(int(n), int(k), like.device, like.dtype)
@@ -92,7 +90,7 @@ class DCTHighPass(nn.Module):
 
     def _bases(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return U_H (H x kh) and U_W (W x kw) for `x`'s size, device and dtype."""
-        h, w = x.shape[-2:]
+        h, w = static_sizes(*x.shape[-2:])
         return _basis(h, low_frequency_count(h, self.ratio[0]), x), _basis(w, low_frequency_count(w, self.ratio[1]), x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -3,35 +3,21 @@
 Adaptive pooling is no operation of ONNX, TFLite or NCNN, and its bins overlap when p does not divide the size. The
 bins follow PyTorch's start/end rule in every case:
 
-- sizes known as numbers that p divides (eager mode, torch.export): the bins are the windows of a plain max/avg
-  pooling with kernel = stride = size / p, which every runtime has;
+- sizes known as numbers that p divides (eager mode, torch.export, an export at a fixed size): the bins are the
+  windows of a plain max/avg pooling with kernel = stride = size / p, which every runtime has;
 - eager mode, other sizes: PyTorch's adaptive pooling itself (the definition, and the fastest in training);
-- while exporting (traced, where the size may be symbolic, or compiled, or inside `exporting()`): the bins are p x n
-  matrices built from the size; the mean is a product with bin weights, the max adds 0 inside a bin and the dtype's
-  minimum outside before a max over the axis. Within 4-D tensors, the batch axis apart, exact at every input size of
-  a dynamic-shape export.
+- while exporting (traced, compiled, or inside `nn.tracing.exporting()`), other sizes and sizes that may change
+  (`dynamic=True`): the bins are p x n matrices built from the size; the mean is a product with bin weights, the max
+  adds 0 inside a bin and the dtype's minimum outside before a max over the axis. Within 4-D tensors, the batch axis
+  apart, exact at every input size of a dynamic-shape export.
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 
-from .highpass import traced_or_compiled
-
-_EXPORTING = [False]  # set by `exporting()`: torch.export in non-strict mode runs the forward like eager code
-
-
-@contextlib.contextmanager
-def exporting():
-    """Build the export formulation even where the forward runs like eager code (torch.export, non-strict)."""
-    previous, _EXPORTING[0] = _EXPORTING[0], True
-    try:
-        yield
-    finally:
-        _EXPORTING[0] = previous
+from .tracing import in_export, static_sizes
 
 
 def adaptive_bins(n, p: int, device=None) -> torch.Tensor:
@@ -87,10 +73,10 @@ def pooled_relu_sum(x: torch.Tensor, p: int, mode: str) -> torch.Tensor:
         p (int): Pooling grid size per axis.
         mode (str): 'max' or 'avg'.
     """
-    h, w = x.shape[-2:]
+    h, w = static_sizes(*x.shape[-2:])
     if isinstance(h, int) and isinstance(w, int) and h % p == 0 and w % p == 0:
         pooled = (F.max_pool2d if mode == "max" else F.avg_pool2d)(x, (h // p, w // p))
-    elif _EXPORTING[0] or traced_or_compiled():
+    elif in_export():
         pooled = exported_pooling(x, p, mode)  # the sum below does not depend on the grid's order
     else:
         pooled = (F.adaptive_max_pool2d if mode == "max" else F.adaptive_avg_pool2d)(x, p)

@@ -9,16 +9,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .conv import LayerScale, check_gate, conv_act_norm
+from .tracing import in_export, static_sizes
 
 
 def to_blocks(x: torch.Tensor, grid: int) -> torch.Tensor:
     """Cut N x C x H x W into a grid x grid layout of blocks: N x grid² x (H/grid · W/grid) x C token sequences.
 
-    Blocks are numbered row by row. Every step keeps the batch axis apart and stays within 4-D tensors, which is all
-    that NCNN, TFLite and the ONNX converters carry (a 6-D view + permute would be one step).
+    Blocks are numbered row by row. Eager mode moves the data once (a 6-D view and permute); an export takes three
+    4-D steps that keep the batch axis apart, which is all that NCNN, TFLite and the ONNX converters carry.
     """
     n, c, h, w = x.shape
     bh, bw = h // grid, w // grid
+    if not in_export():  # one copy instead of three; contiguous, as the fused attention kernel needs
+        x = x.view(n, c, grid, bh, grid, bw).permute(0, 2, 4, 3, 5, 1)
+        return x.reshape(n, grid * grid, bh * bw, c).contiguous()
     x = x.reshape(n, c * h, grid, bw).transpose(1, 2)  # N x grid_j x (C·grid_i·bh) x bw
     x = x.reshape(n, grid * c, grid, bh * bw).transpose(1, 2)  # N x grid_i x (grid_j·C) x L
     # Contiguous tokens: with a strided view, scaled_dot_product_attention leaves its fused CPU kernel (~1.5x slower)
@@ -26,9 +30,11 @@ def to_blocks(x: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 def from_blocks(x: torch.Tensor, grid: int, h, w) -> torch.Tensor:
-    """Inverse of `to_blocks`: N x grid² x L x C back to N x C x H x W, in the same 4-D steps."""
+    """Inverse of `to_blocks`: N x grid² x L x C back to N x C x H x W, in the same steps."""
     n, c = x.shape[0], x.shape[-1]
     bh, bw = h // grid, w // grid
+    if not in_export():
+        return x.view(n, grid, grid, bh, bw, c).permute(0, 5, 1, 3, 2, 4).reshape(n, c, h, w)
     x = x.transpose(2, 3).reshape(n, grid, grid * c, bh * bw).transpose(1, 2)  # N x (grid_j·C) x grid_i x L
     x = x.reshape(n, grid, c * h, bw).transpose(1, 2)  # N x (C·grid_i·bh) x grid_j x bw
     return x.reshape(n, c, h, w)
@@ -39,7 +45,7 @@ def block_attention(q: torch.Tensor, k: torch.Tensor, grid: int, fused: bool = T
 
     Args:
         q (torch.Tensor): Queries, N x C x H x W.
-        k (torch.Tensor): Keys, also the values, N x C x H x W.
+        k (torch.Tensor): Keys, also the values, N x C x H' x W' with the same grid of blocks (H' = H or H / 2).
         grid (int): Blocks per axis.
         fused (bool): Use `scaled_dot_product_attention`; False spells out matmul + softmax (for checks).
     """
@@ -58,7 +64,8 @@ class SDP(nn.Module):
     Queries come from the finer level, keys and values (identical, as in the reference) from the next coarser level.
     The coarser level may be given upsampled to the finer size (the reference) or at its own, half size: its key
     projection then runs before a nearest x2 upsampling, which gives the same keys (a 1x1 conv, the activation and
-    the norm's statistics all commute with nearest upsampling) for a quarter of the work. The block grid (not a pixel
+    the norm's statistics all commute with nearest upsampling) for a quarter of the work; where every block spans
+    whole coarse pixels, attention reads those keys without upsampling them (`coarse_keys`). The block grid (not a pixel
     size) is fixed, so any input that is a multiple of the model stride works, square or not. Attention runs fused
     through `scaled_dot_product_attention`, one "head" per block.
 
@@ -107,6 +114,17 @@ class SDP(nn.Module):
             k = F.interpolate(k, scale_factor=2.0, mode="nearest")
         return k
 
+    def coarse_keys(self, high: torch.Tensor, size: tuple) -> bool:
+        """Return whether attention may read the keys at the coarser level's own size: it is half of `size`, and each
+        block spans whole coarse pixels (even block sides). Each coarse key then stands for the 2 x 2 fine keys that
+        nearest upsampling would copy, all with the same logit, so its softmax weight is theirs together and the
+        output is the same, for a quarter of the keys' reshapes, products and softmax. Sizes must be numbers (eager
+        mode, a fixed-size export); a dynamic export keeps the upsampled keys."""
+        h, w = static_sizes(*size)
+        hh, hw = static_sizes(*high.shape[-2:])
+        numbers = all(isinstance(v, int) for v in (h, w, hh, hw))
+        return numbers and (2 * hh, 2 * hw) == (h, w) and (h // self.grid) % 2 == 0 and (w // self.grid) % 2 == 0
+
     def forward(self, x: list[torch.Tensor]) -> torch.Tensor:
         """Attend from x[0] (finer level) to x[1] (coarser level, same or half size); return out + x[0]."""
         low, high = x
@@ -120,5 +138,6 @@ class SDP(nn.Module):
                 f"grid={self.grid}; got {tuple(low.shape[-2:])} and {tuple(high.shape[-2:])}: use an input size that "
                 "is a multiple of the model stride"
             )
-        out = block_attention(self.q(low), self.keys(high, (h, w)), self.grid, self.fused_attn)
+        k = self.k(high) if self.coarse_keys(high, (h, w)) else self.keys(high, (h, w))
+        out = block_attention(self.q(low), k, self.grid, self.fused_attn)
         return low + (out if self.scale is None else self.scale(out))
