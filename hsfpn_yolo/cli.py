@@ -204,20 +204,28 @@ def _sizes(text: str) -> list[int]:
 
 def cmd_bench_deploy(args: argparse.Namespace) -> None:
     """Time exported models in each runtime, batch 1."""
-    from hsfpn_yolo.bench.deploy import run
+    import json
 
-    run(
-        models=args.models,
-        formats=args.formats,
-        sizes=args.imgsz,
-        spread=args.spread,
-        min_calls=args.min_calls,
-        max_calls=args.max_calls,
-        budget=args.budget,
-        threads=args.threads,
-        out=args.out,
-        json_path=args.json,
-    )
+    from hsfpn_yolo.bench.deploy import against, markdown, run
+
+    if args.report:  # a saved run's tables, nothing measured
+        result = json.loads(args.report.read_text(encoding="utf-8"))
+        print(markdown(result))
+    else:
+        result = run(
+            models=args.models,
+            formats=args.formats,
+            sizes=args.imgsz,
+            spread=args.spread,
+            min_calls=args.min_calls,
+            max_calls=args.max_calls,
+            budget=args.budget,
+            threads=args.threads,
+            out=args.out,
+            json_path=args.json,
+        )
+    if args.against:
+        print("\n" + against(result, json.loads(args.against.read_text(encoding="utf-8"))))
 
 
 def cmd_bench_parts(args: argparse.Namespace) -> None:
@@ -341,6 +349,12 @@ def _bench_parsers(commands) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="T", help="torch CPU threads (default: all cores)")
     p.add_argument("--out", type=Path, default=Path("runs/bench/deploy"), help="checkpoints and exports (cached)")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="save the numbers here")
+    p.add_argument(
+        "--report", type=Path, default=None, metavar="JSON", help="print a saved run's tables, measure nothing"
+    )
+    p.add_argument(
+        "--against", type=Path, default=None, metavar="JSON", help="also each ratio then and now (a saved run)"
+    )
     p.set_defaults(func=cmd_bench_deploy)
 
     from hsfpn_yolo.bench.parts import RUNTIMES

@@ -333,6 +333,10 @@ def test_bench_deploy(module_user):
     assert ours["max_abs_diff"] < 1e-2 and rows["yolov8n", "onnx"]["ratio"] is None
     assert abs(ours["ratio"] - ours["median_ms"] / rows["yolov8n", "onnx"]["median_ms"]) < 1e-9
     assert f"| yolov8n-hsfpn | {rows['yolov8n-hsfpn', 'pytorch']['median_ms']:.1f} (" in proc.stdout
+    proc = run_hsfpn_yolo(["bench", "deploy", "--report", "d.json", "--against", "d.json"], cwd, env)  # no timing
+    r = f"{ours['ratio']:.2f}×"
+    assert f"| 64 | yolov8n-hsfpn | {rows['yolov8n-hsfpn', 'pytorch']['ratio']:.2f}× → " in proc.stdout
+    assert f"| {r} → {r} |" in proc.stdout and proc.stdout.count("| yolov8n |") == 1  # stock: no ratio to itself
 
 
 def test_bench_parts(module_user):

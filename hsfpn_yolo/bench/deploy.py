@@ -208,6 +208,27 @@ def run(
     return result
 
 
+def against(result: dict[str, Any], earlier: dict[str, Any], label: str = "before") -> str:
+    """Return each model's ratio to its stock counterpart per size and format, in `earlier` and in `result` side by
+    side (e.g. the blocks before and after a change; each run times its own stock models, so the ratios compare)."""
+
+    def ratios(res: dict[str, Any]) -> dict[tuple, float]:
+        return {(r["imgsz"], r["format"], r["model"]): r["ratio"] for r in res["rows"] if r["ratio"] is not None}
+
+    old, new = ratios(earlier), ratios(result)
+    formats = result["settings"]["formats"]
+    rows = []
+    for size in result["settings"]["sizes"]:
+        for model in result["settings"]["models"]:
+            cells = {
+                f: f"{old[k]:.2f}× → {new[k]:.2f}×" for f in formats if (k := (size, f, model)) in old and k in new
+            }
+            if cells:
+                rows.append({"size": size, "model": model, **cells})
+    dates = f"{earlier['env']['date']} → {result['env']['date']}"
+    return f"Ratio to the stock counterpart, {label} → now ({dates}):\n\n" + md_table(rows, ["size", "model", *formats])
+
+
 def _extras(record: dict[str, Any]) -> dict[str, Any]:
     """Return the saved fields of a runner record (no callables or tensors)."""
     return {"max_abs_diff": record["max_abs_diff"], "prepare_s": record["prepare_s"]}
