@@ -331,7 +331,7 @@ def test_bench_deploy(module_user):
     assert result["settings"]["formats"][0] == "pytorch"  # the parity reference comes first
     ours = rows["yolov8n-hsfpn", "onnx"]
     assert ours["max_abs_diff"] < 1e-2 and rows["yolov8n", "onnx"]["ratio"] is None
-    assert abs(ours["ratio"] - ours["median_ms"] / rows["yolov8n", "onnx"]["median_ms"]) < 1e-9
+    assert ours["ratio"] > 0 and ours["ratio_spread"] >= 0 and ours["counterpart"] == "yolov8n"  # paired by round
     assert f"| yolov8n-hsfpn | {rows['yolov8n-hsfpn', 'pytorch']['median_ms']:.1f} (" in proc.stdout
     proc = run_hsfpn_yolo(["bench", "deploy", "--report", "d.json", "--against", "d.json"], cwd, env)  # no timing
     r = f"{ours['ratio']:.2f}×"
@@ -346,7 +346,7 @@ def test_bench_parts(module_user):
     proc = run_hsfpn_yolo([*args, "--runtimes", "pytorch,onnx", "--out", "exports", "--json", "p.json"], cwd, env)
     table = json.loads((cwd / "p.json").read_text())["parts_ms"]
     for rt in ("pytorch", "onnx"):
-        assert set(table["yolov8n-finepath"][rt]) == {"rest of the model"}
+        assert set(table["yolov8n-finepath"][rt]) <= {"rest of the model", "layout conversions, any layer"}
         found = {p for p, ms in table["yolov8n-hsfpn"][rt].items() if ms > 0}
         assert {"HFP high-pass", "HFP output conv", "SDP attention", "SDP q/k projections"} <= found, (rt, found)
     assert "**difference of the totals**" in proc.stdout

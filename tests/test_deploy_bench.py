@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from hsfpn_yolo.bench.parts import PARTS, REST, _onnx_path, _openvino_path, part_of
+from hsfpn_yolo.bench.parts import LAYOUT, PARTS, REST, _onnx_path, _openvino_path, part_of
 from hsfpn_yolo.bench.timing import measure_until_steady
 
 
@@ -16,6 +16,13 @@ def test_steady_timer_stops_once_every_spread_is_within_the_target():
     jumpy = lambda: time.sleep(0.001 if next(calls) % 2 else 0.006)  # noqa: E731 (half the calls 6x longer)
     out = measure_until_steady({"a": jumpy}, spread=0.05, min_rounds=4, max_rounds=12)
     assert out["a"]["n"] == 12 and not out["a"]["steady"] and out["a"]["spread"] > 0.05
+
+
+def test_steady_timer_pairs_each_callable_with_its_base_round_by_round():
+    fns = {"base": lambda: time.sleep(0.002), "double": lambda: time.sleep(0.004)}
+    out = measure_until_steady(fns, spread=0.5, min_rounds=6, max_rounds=6, pairs={"double": "base"})
+    assert 1.5 < out["double"]["ratio"] < 2.5 and out["double"]["steady"] is (out["double"]["ratio_spread"] <= 0.5)
+    assert "ratio" not in out["base"]
 
 
 def test_parts_follow_the_module_path_and_operator():
@@ -34,7 +41,8 @@ def test_parts_follow_the_module_path_and_operator():
         ("/model.14/Softmax", "Softmax"): "SDP attention",
         ("/model.14/Add", "Add"): "SDP residual",
         ("/model.12/cv1/conv/Conv", "Conv"): REST,
+        ("/model.13/highpass/MatMul_reorder", "ReorderInput"): LAYOUT,
     }
     for (node, op), part in cases.items():
         assert part_of(_onnx_path(node), op, kinds) == part, node
-    assert set(cases.values()) - {REST} <= set(PARTS)
+    assert set(cases.values()) - {REST, LAYOUT} <= set(PARTS)

@@ -5,7 +5,9 @@ runtime can fold a block away), saved as a checkpoint and exported once per form
 exporter (the package's export check included). Every export is loaded through Ultralytics' AutoBackend, which is
 what `YOLO("exported")` runs, and called on the same input; the output's largest difference from PyTorch is kept.
 All models and formats of one size are then timed call by call in turns (`timing.measure_until_steady`): warm-up
-calls discarded, rounds added until every runner's IQR is within `--spread` of its median or a limit is reached.
+calls discarded; each turn pauses 50 ms (other runtimes' spinning worker threads go to sleep), makes one untimed call
+and one timed call; rounds are added until every runner's IQR is within `--spread` of its median or a limit is
+reached.
 Exports are cached under `--out`, keyed by the package's block code, the YAMLs and the versions, so a changed block
 is re-exported and an unchanged one is not.
 """
@@ -39,6 +41,7 @@ FORMATS: dict[str, tuple[str | None, str | None]] = {
     "mnn": ("mnn", None),
 }
 SIZES = (640, 320)
+SETTLE, LEAD = 0.05, 1  # each turn: a pause for other runtimes' spinning threads, one untimed call, the timed call
 
 
 def code_digest(models: list[str]) -> str:
@@ -180,6 +183,8 @@ def run(
         "min_calls": min_calls,
         "max_calls": max_calls,
         "budget_s": budget,
+        "settle_s": SETTLE,
+        "untimed_calls_per_turn": LEAD,
         "openvino_default_precision": openvino_cpu_precision()
         if any(FORMATS[f][0] == "openvino" for f in formats)
         else None,
@@ -188,19 +193,23 @@ def run(
     for imgsz in sizes:
         keys = [k for k in runners if k[0] == imgsz]
         fns = {k: (lambda r=runners[k]: r["run"](r["input"])) for k in keys}
+        # each model against its stock counterpart in the same format, round by round
+        pairs = {k: (k[0], k[1], counterpart(k[2])) for k in keys if (k[0], k[1], counterpart(k[2])) in fns}
+        pairs = {k: b for k, b in pairs.items() if b != k}
 
         def progress(rounds: int, worst: float, imgsz=imgsz) -> None:
-            print(f"bench deploy: {imgsz} px, {rounds} calls each, largest IQR/median {worst:.1%}", file=sys.stderr)
+            print(
+                f"bench deploy: {imgsz} px, {rounds} calls each, largest ratio IQR/median {worst:.1%}", file=sys.stderr
+            )
 
         with torch.inference_mode():
-            timed = measure_until_steady(fns, spread, min_calls, max_calls, budget, progress=progress)
+            timed = measure_until_steady(
+                fns, spread, min_calls, max_calls, budget, progress=progress, settle=SETTLE, lead=LEAD, pairs=pairs
+            )
         for (size, fmt, name), t in timed.items():
-            rows.append({"imgsz": size, "format": fmt, "model": name, **t, **_extras(runners[size, fmt, name])})
-    for r in rows:
-        base = next((b for b in rows if b["imgsz"] == r["imgsz"] and b["format"] == r["format"]
-                     and b["model"] == counterpart(r["model"])), None)  # fmt: skip
-        r["ratio"] = r["median_ms"] / base["median_ms"] if base and base is not r else None
-        r["counterpart"] = counterpart(r["model"]) if r["ratio"] is not None else None
+            row = {"imgsz": size, "format": fmt, "model": name, "ratio": None, "ratio_spread": None, **t}
+            row["counterpart"] = counterpart(name) if row["ratio"] is not None else None
+            rows.append({**row, **_extras(runners[size, fmt, name])})
     result = {"env": environment(), "settings": settings, "rows": rows}
     if json_path:
         save_json(json_path, result)
@@ -242,9 +251,11 @@ def markdown(result: dict[str, Any]) -> str:
     precision = s.get("openvino_default_precision")
     lines.append(
         f"- Settings: batch 1, fp32 exports, each runner called through AutoBackend; median ms of the timed calls "
-        f"(warm-up discarded), × its stock counterpart in the same format (yolov8n; yolov8n-p2 for -p2 models); "
-        f"calls added until IQR ≤ {s['spread']:.0%} of the median (at least {s['min_calls']}, at most "
-        f"{s['max_calls']})" + (f"; `openvino` runs at this CPU's default precision ({precision})" if precision else "")
+        f"(warm-up discarded; each turn a {s.get('settle_s', 0) * 1e3:.0f} ms pause, "
+        f"{s.get('untimed_calls_per_turn', 0)} untimed call, 1 timed call), × its stock counterpart in the same format "
+        f"(yolov8n; yolov8n-p2 for -p2 models); calls added until IQR ≤ {s['spread']:.0%} of the median (at least "
+        f"{s['min_calls']}, at most {s['max_calls']})"
+        + (f"; `openvino` runs at this CPU's default precision ({precision})" if precision else "")
     )
     for imgsz in s["sizes"]:
         here = [r for r in rows if r["imgsz"] == imgsz]
@@ -262,13 +273,19 @@ def markdown(result: dict[str, Any]) -> str:
                     row[fmt] = f"{r['median_ms']:.1f}{x}"
             table.append(row)
         lines.append(md_table(table, ["model", *s["formats"]]))
-    unsteady = [r for r in rows if not r["steady"]]
-    worst = max((r["spread"] for r in rows), default=0.0)
+    paired = [r for r in rows if r.get("ratio_spread") is not None]
+    unsteady = [r for r in paired if not r["steady"]]
+    worst = max((r["ratio_spread"] for r in paired), default=0.0)
     if unsteady:
-        names = ", ".join(f"{r['model']} {r['format']} {r['imgsz']} ({r['spread']:.0%})" for r in unsteady)
-        lines.append(f"\nIQR above {s['spread']:.0%} of the median: {names}. Rerun on an idle machine.")
-    else:
-        lines.append(f"\nEvery runner's IQR is within {s['spread']:.0%} of its median (largest {worst:.1%}).")
+        names = ", ".join(f"{r['model']} {r['format']} {r['imgsz']} ({r['ratio_spread']:.0%})" for r in unsteady)
+        lines.append(f"\nRatio IQR above {s['spread']:.0%} of its median: {names}. Rerun on an idle machine.")
+    elif paired:
+        lines.append(
+            f"\nEach ratio is the median of the per-round ratios (model over counterpart, timed in the same round); "
+            f"every ratio's IQR is within {s['spread']:.0%} of its median (largest {worst:.1%})."
+        )
+    drift = max((r["spread"] for r in rows), default=0.0)
+    lines.append(f"Largest IQR / median of a runner's own times: {drift:.0%} (how far the machine's speed moved).")
     fp32 = [
         r["max_abs_diff"] for r in rows if r["format"] not in ("pytorch", "openvino") and r["max_abs_diff"] is not None
     ]

@@ -12,6 +12,7 @@ total, and the same table for the model without the blocks (yolov8n-finepath) sh
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import tempfile
@@ -26,6 +27,9 @@ from .common import environment, header, md_table, save_json
 
 RUNTIMES = ("pytorch", "onnx", "openvino-f32")
 REST = "rest of the model"
+LAYOUT = (
+    "layout conversions, any layer"  # runtimes' reorders between blocked and plain layouts, named after a neighbour
+)
 PARTS = (
     "HFP high-pass",
     "HFP pooling",
@@ -51,6 +55,8 @@ def part_of(path: list[str], op: str, kinds: dict[str, str]) -> str:
         op (str): Operator type or name (ONNX op type, OpenVINO layer type, aten op name), any case.
         kinds (dict[str, str]): Layer index -> block type ('HFP', 'SDP') of the model's blocks.
     """
+    if "reorder" in op.lower():
+        return LAYOUT
     kind = kinds.get(path[1]) if len(path) > 1 and path[0] == "model" else None
     if kind is None:
         return REST
@@ -184,6 +190,7 @@ def run(
     runtimes: list[str] | None = None,
     out: str | Path = "runs/bench/deploy",
     json_path: str | Path | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Profile each model in each runtime and print the parts table (ms per call).
 
@@ -194,6 +201,7 @@ def run(
         runtimes (list[str], optional): Of `RUNTIMES` (default all).
         out (str | Path): `bench deploy`'s folder of checkpoints and exports (cached, shared).
         json_path (str | Path, optional): Where to save the results.
+        threads (int, optional): torch CPU threads (default: all cores, as `bench deploy` times PyTorch).
     """
     from .deploy import FORMATS, checkpoint, code_digest, export, load
 
@@ -204,6 +212,7 @@ def run(
     table: dict[str, dict[str, dict[str, float]]] = {}
     for name in models:
         ckpt = checkpoint(name, root)
+        torch.set_num_threads(threads or os.cpu_count() or 1)  # an export may have left it lower
         fused = load(ckpt, None).model.float().eval()
         kinds = block_kinds(fused)
         table[name] = {}
@@ -219,7 +228,14 @@ def run(
             else:
                 xml = next(Path(path).glob("*.xml"))
                 table[name][rt] = profile_openvino(xml, im, runs, kinds)
-    result = {"env": environment(), "settings": {"models": models, "imgsz": imgsz, "runs": runs, "runtimes": runtimes},
+    settings = {
+        "models": models,
+        "imgsz": imgsz,
+        "runs": runs,
+        "runtimes": runtimes,
+        "torch_threads": torch.get_num_threads(),
+    }
+    result = {"env": environment(), "settings": settings,
               "parts_ms": table}  # fmt: skip
     if json_path:
         save_json(json_path, result)
@@ -244,10 +260,16 @@ def markdown(result: dict[str, Any]) -> str:
             for part in PARTS
             if any(table[name][rt].get(part, 0.0) for rt in runtimes)
         ]
-        blocks = {rt: total[name, rt] - table[name][rt].get(REST, 0.0) for rt in runtimes}
+        blocks = {
+            rt: total[name, rt] - table[name][rt].get(REST, 0.0) - table[name][rt].get(LAYOUT, 0.0) for rt in runtimes
+        }
         rows += [
             {"part": "**HFP + SDP (sum of the parts)**", **{rt: f"**{blocks[rt]:.2f}**" for rt in runtimes}},
-            {"part": REST, **{rt: f"{table[name][rt].get(REST, 0.0):.2f}" for rt in runtimes}},
+            *[
+                {"part": f"{other} ({m})", **{rt: f"{table[m][rt].get(other, 0.0):.2f}" for rt in runtimes}}
+                for other in (LAYOUT, REST)
+                for m in (name, base)
+            ],
             {"part": f"profiled total, {name}", **{rt: f"{total[name, rt]:.2f}" for rt in runtimes}},
             {"part": f"profiled total, {base}", **{rt: f"{total[base, rt]:.2f}" for rt in runtimes}},
             {

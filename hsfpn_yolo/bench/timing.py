@@ -41,13 +41,25 @@ def _warm(fns: dict[str, Callable[[], object]], device, warmup: int) -> dict[str
     return last
 
 
-def _rounds(fns: dict[str, Callable[[], object]], times: dict[str, list[float]], count: int, device) -> None:
+def _rounds(
+    fns: dict[str, Callable[[], object]],
+    times: dict[str, list[float]],
+    count: int,
+    device,
+    settle: float = 0.0,
+    lead: int = 0,
+) -> None:
     """Run `count` rounds, every callable once per round, appending to `times`; the order is reversed every other
-    round (counted over all rounds so far), so that no callable always runs right after the same one or first."""
+    round (counted over all rounds so far), so that no callable always runs right after the same one or first. Each
+    turn may start with a pause of `settle` seconds and `lead` untimed calls (see `measure_until_steady`)."""
     for _ in range(count):
         done = len(next(iter(times.values())))
         order = list(fns.items()) if done % 2 == 0 else list(reversed(fns.items()))
         for name, fn in order:
+            if settle:
+                time.sleep(settle)
+            for _ in range(lead):
+                fn()
             times[name].append(_call(fn, device))
 
 
@@ -87,8 +99,20 @@ def measure_until_steady(
     warmup: int = 3,
     device: torch.device | str = "cpu",
     progress: Callable[[int, float], None] | None = None,
+    settle: float = 0.0,
+    lead: int = 0,
+    pairs: dict | None = None,
 ) -> dict[str, dict[str, float]]:
     """Time callables round by round until every one's IQR is at most `spread` × its median, or a limit is reached.
+
+    With `pairs` ({name: base name}) the rule applies to the paired ratios instead: each named callable's time over
+    its base's time in the same round, whose IQR stays small while the whole machine speeds up or slows down (a
+    shared virtual machine does, over minutes) and which is what a comparison reads.
+
+    Runtimes keep their worker threads spinning for a while after a call (OpenMP, ONNX Runtime, NCNN), so a call
+    made right after another runtime's competes with it for the cores. `settle` pauses before each turn until those
+    threads sleep, and `lead` untimed calls then warm the runtime's own threads and caches, so the timed call measures
+    the runtime as it runs alone, call after call.
 
     Args:
         fns (dict[str, Callable]): Named zero-argument callables, timed call by call in turns.
@@ -99,23 +123,33 @@ def measure_until_steady(
         warmup (int): Untimed calls of each callable first, discarded.
         device (torch.device | str): Device to synchronise.
         progress (Callable[[int, float], None], optional): Called with the rounds so far and the worst IQR / median.
+        settle (float): Seconds of pause before each turn.
+        lead (int): Untimed calls in each turn before the timed one.
+        pairs (dict, optional): {name: base name}: stop on the spread of these paired ratios.
 
     Returns:
-        (dict[str, dict[str, float]]): `summary` of each callable, plus 'spread' (IQR / median) and 'steady' (bool).
+        (dict[str, dict[str, float]]): `summary` of each callable, plus 'spread' (IQR / median) and 'steady' (bool);
+            with `pairs`, a paired callable also has 'ratio' (median of its per-round ratios) and 'ratio_spread', and
+            'steady' tells whether that spread is within `spread`.
     """
     _warm(fns, device, warmup)
     times = {name: [] for name in fns}
     start, step = time.perf_counter(), max(min_rounds // 2, 1)
-    _rounds(fns, times, min_rounds, device)
+    _rounds(fns, times, min_rounds, device, settle, lead)
     while True:
         out = {name: summary(t) for name, t in times.items()}
         for s in out.values():
             s["spread"] = s["iqr_ms"] / s["median_ms"] if s["median_ms"] > 0 else 0.0
             s["steady"] = s["spread"] <= spread
-        worst = max(s["spread"] for s in out.values())
+        for name, base in (pairs or {}).items():
+            r = summary([a / b for a, b in zip(times[name], times[base])])  # unitless, though named in ms
+            out[name]["ratio"], out[name]["ratio_spread"] = r["median_ms"] / 1e3, r["iqr_ms"] / r["median_ms"]
+            out[name]["steady"] = out[name]["ratio_spread"] <= spread
+        ruled = [s["ratio_spread"] for s in out.values() if "ratio_spread" in s] if pairs else None
+        worst = max(ruled or [s["spread"] for s in out.values()])
         if progress:
             progress(len(next(iter(times.values()))), worst)
         done = len(next(iter(times.values())))
         if worst <= spread or done >= max_rounds or (budget is not None and time.perf_counter() - start > budget):
             return out
-        _rounds(fns, times, min(step, max_rounds - done), device)
+        _rounds(fns, times, min(step, max_rounds - done), device, settle, lead)
