@@ -21,13 +21,13 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any, Callable
 
 from .common import counterpart, environment, header, md_table, model_yaml, save_json
-from .timing import measure_until_steady
+
+if TYPE_CHECKING:  # numpy and torch load only when a command runs (`--help` stays light)
+    import numpy as np
+    import torch
 
 MODELS = ("yolov8n", "yolov8n-finepath", "yolov8n-hsfpn", "yolov8n-p2", "yolov8n-hsfpn-p2")
 # name -> (Ultralytics export format, OpenVINO inference precision at load: None keeps the CPU's default)
@@ -46,6 +46,7 @@ SETTLE, LEAD = 0.05, 1  # each turn: a pause for other runtimes' spinning thread
 
 def code_digest(models: list[str]) -> str:
     """Return a short digest of what an export depends on: the package's blocks, the YAMLs and the versions."""
+    import torch
     import ultralytics
 
     h = hashlib.sha1(f"{torch.__version__} {ultralytics.__version__}".encode())
@@ -61,6 +62,7 @@ def code_digest(models: list[str]) -> str:
 def checkpoint(name: str, folder: Path) -> Path:
     """Build `name` from its YAML with seed 0, give it realistic norms and open gates (`calibrate_norms`,
     `make_responsive`) and save it as `folder/<name>.pt` (kept if there)."""
+    import torch
     from ultralytics import YOLO
 
     from .common import calibrate_norms, make_responsive
@@ -94,6 +96,7 @@ def export(ckpt: Path, fmt: str, imgsz: int, folder: Path) -> Path:
 
 def load(path: Path, precision: str | None) -> Callable[[torch.Tensor], Any]:
     """Return the AutoBackend of `path` (OpenVINO compiled at `precision`, or at the CPU's default when None)."""
+    import torch
     from ultralytics.nn.autobackend import AutoBackend
 
     from hsfpn_yolo.export import openvino_compiling
@@ -112,6 +115,9 @@ def first_output(y) -> np.ndarray:
 
 def prepare(models: list[str], formats: list[str], sizes: list[int], out: Path, log=print) -> dict[tuple, dict]:
     """Export every model to every format and size and load it; return {(imgsz, format, model): runner record}."""
+    import numpy as np
+    import torch
+
     root = out / code_digest(models)
     runners = {}
     for imgsz in sizes:
@@ -163,6 +169,10 @@ def run(
     Returns:
         (dict): {'env', 'settings', 'rows'}.
     """
+    import torch
+
+    from .timing import measure_until_steady
+
     models, formats = list(models or MODELS), list(formats or FORMATS)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:

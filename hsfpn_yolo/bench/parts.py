@@ -18,12 +18,12 @@ import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .common import environment, header, md_table, save_json
+
+if TYPE_CHECKING:  # torch loads only when a command runs (`--help` stays light)
+    import torch
 
 RUNTIMES = ("pytorch", "onnx", "openvino-f32")
 REST = "rest of the model"
@@ -91,6 +91,8 @@ def block_kinds(model: torch.nn.Module) -> dict[str, str]:
 
 def profile_pytorch(model: torch.nn.Module, im: torch.Tensor, runs: int) -> dict[str, float]:
     """Return ms per call of each part in eager PyTorch: every top-level aten op, attributed by its innermost module."""
+    import torch
+
     labels = {}
     handles = []
     for name, m in model.named_modules():
@@ -203,6 +205,8 @@ def run(
         json_path (str | Path, optional): Where to save the results.
         threads (int, optional): torch CPU threads (default: all cores, as `bench deploy` times PyTorch).
     """
+    import torch
+
     from .deploy import FORMATS, checkpoint, code_digest, export, load
 
     models = list(models or ("yolov8n-finepath", "yolov8n-hsfpn"))
