@@ -46,3 +46,19 @@ def test_parts_follow_the_module_path_and_operator():
     for (node, op), part in cases.items():
         assert part_of(_onnx_path(node), op, kinds) == part, node
     assert set(cases.values()) - {REST, LAYOUT} <= set(PARTS)
+
+
+def test_full_flop_count_includes_attention_on_the_cpu():
+    """torch's FlopCounterMode has no formula for the CPU attention kernel; the benchmarks' count adds it."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from hsfpn_yolo.bench.speed import _attention_flops
+
+    q, k = torch.randn(1, 4, 64, 16), torch.randn(1, 4, 16, 16)
+    with FlopCounterMode(display=False, custom_mapping=_attention_flops()) as fused:
+        F.scaled_dot_product_attention(q, k, k)
+    with FlopCounterMode(display=False) as explicit:
+        torch.softmax(q @ k.transpose(-1, -2), -1) @ k
+    assert fused.get_total_flops() == explicit.get_total_flops() == 4 * 4 * 64 * 16 * 16

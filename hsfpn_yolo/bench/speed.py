@@ -36,13 +36,25 @@ def targets_for(device: str) -> list[tuple[str, bool]]:
     return ([] if device == "cuda" else [("cpu", False)]) + ([("cuda", False), ("cuda", True)] if cuda else [])
 
 
+def _attention_flops() -> dict:
+    """Return FlopCounterMode formulas for the CPU kernel of `scaled_dot_product_attention`, which torch's registry
+    leaves out (it counts the CUDA kernels): without them the full count would miss SDP's attention on a CPU."""
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    def cpu_sdpa(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query, key, value)
+
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    return {op: cpu_sdpa} if op is not None else {}  # the registry is keyed by the overload packet
+
+
 def flops(model: torch.nn.Module, imgsz: int) -> dict[str, float]:
     """Return Ultralytics' GFLOPs (thop: convolutions and norms) and torch's full count (matmuls, attention too)."""
     from torch.utils.flop_counter import FlopCounterMode
     from ultralytics.utils.torch_utils import get_flops
 
     p = next(model.parameters())
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_attention_flops())
     with counter, torch.no_grad():
         model(torch.zeros(1, 3, imgsz, imgsz, device=p.device))
     return {"gflops_ultralytics": get_flops(model, imgsz), "gflops_full": counter.get_total_flops() / 1e9}
