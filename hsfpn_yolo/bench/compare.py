@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .common import md_table
+from .common import baseline_of, counterpart, is_p2, md_table
 from .stats import CONVERGED, converged_epoch, delta_cell, difference, mean_sd, runs_in, summarize
 
 METRICS = ("AP", "AP_vt")  # default columns
@@ -33,9 +33,15 @@ def _by_model(summary: list[dict[str, Any]]) -> tuple[dict[str, dict[str, dict[s
     regimes = len({s["regime"] for s in summary})
     groups = sorted(dict.fromkeys(_label(s, regimes) for s in summary), key=lambda g: (not g.startswith("scratch"), g))
     table: dict[str, dict[str, dict[str, Any]]] = {}
-    for s in summary:
+    for s in sorted(summary, key=lambda s: _model_rank(s["model"])):
         table.setdefault(s["model"], {})[_label(s, regimes)] = s
     return table, groups
+
+
+def _model_rank(model: str) -> tuple:
+    """Order models by generation and scale, P3-P5 before P2, then stock, finepath, HS-FPN, others (by name)."""
+    variant = 0 if counterpart(model) == model else 1 if "-finepath" in model else 2 if "-hsfpn" in model else 3
+    return baseline_of(model), is_p2(model), variant, model
 
 
 def against_stock(summary: list[dict[str, Any]], metrics: tuple[str, ...] = METRICS, times: bool = False) -> str:
