@@ -239,7 +239,8 @@ def test_sdp_fused_equals_explicit_attention(norm, act):
 @pytest.mark.parametrize("size,coarse", [((16, 24), True), ((12, 20), False)])
 def test_sdp_coarse_input_at_half_size_equals_upsampled_input(size, coarse):
     """Keys projected before the nearest x2 upsampling equal keys of the upsampled level (GN statistics included);
-    with even block sides (16 x 24, grid 4) attention reads them at the coarse size, with odd ones (12 x 20) upsampled."""
+    with even block sides (16 x 24, grid 4) attention reads them at the coarse size, with odd ones (12 x 20)
+    upsampled."""
     torch.manual_seed(0)
     m = SDP([32, 64], 4).eval()  # the coarser level also has more channels
     low, high = torch.randn(2, 32, *size), torch.randn(2, 64, size[0] // 2, size[1] // 2)

@@ -1,15 +1,15 @@
 """`hsfpn-yolo bench deploy`: inference latency of exported models in each runtime, batch 1, as users run them.
 
-Each model is built from its YAML (seed 0) and made responsive (`common.make_responsive`: gates opened, so that no
-runtime can fold a block away), saved as a checkpoint and exported once per format and size with Ultralytics'
-exporter (the package's export check included). Every export is loaded through Ultralytics' AutoBackend, which is
-what `YOLO("exported")` runs, and called on the same input; the output's largest difference from PyTorch is kept.
-All models and formats of one size are then timed call by call in turns (`timing.measure_until_steady`): warm-up
-calls discarded; each turn pauses 50 ms (other runtimes' spinning worker threads go to sleep), makes one untimed call
-and one timed call; rounds are added until every runner's IQR is within `--spread` of its median or a limit is
-reached.
-Exports are cached under `--out`, keyed by the package's block code, the YAMLs and the versions, so a changed block
-is re-exported and an unchanged one is not.
+Each model is built from its YAML (seed 0), given BatchNorm statistics of random images and opened gates
+(`common.calibrate_norms`, `common.make_responsive`: realistic activations, and no block a runtime could fold away),
+saved as a checkpoint and exported once per format and size with Ultralytics' exporter (the package's export check
+included). Every export is loaded through Ultralytics' AutoBackend, which is what `YOLO("exported")` runs, and called
+on the same input; the output's largest difference from PyTorch is kept. All models and formats of one size are then
+timed call by call in turns (`timing.measure_until_steady`): warm-up calls discarded; each turn pauses 50 ms (other
+runtimes' spinning worker threads go to sleep), makes one untimed call and one timed call; rounds are added until the
+IQR of every model's per-round ratio to its stock counterpart is within `--spread` of its median, or a limit is
+reached. Exports are cached under `--out`, keyed by the package's block code, the YAMLs and the versions, so a
+changed block is re-exported and an unchanged one is not.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .common import counterpart, environment, header, md_table, model_yaml, save_json
 
-if TYPE_CHECKING:  # numpy and torch load only when a command runs (`--help` stays light)
-    import numpy as np
+if TYPE_CHECKING:  # torch loads only when a command runs (`--help` stays light)
     import torch
 
 MODELS = ("yolov8n", "yolov8n-finepath", "yolov8n-hsfpn", "yolov8n-p2", "yolov8n-hsfpn-p2")
@@ -106,17 +105,12 @@ def load(path: Path, precision: str | None) -> Callable[[torch.Tensor], Any]:
         return AutoBackend(str(path), device=torch.device("cpu"), fuse=True, verbose=False)
 
 
-def first_output(y) -> np.ndarray:
-    """Return the first array of a runner's output (AutoBackend returns a tensor, an array or a list of them)."""
-    from hsfpn_yolo.export import first_tensor
-
-    return first_tensor(y)
-
-
 def prepare(models: list[str], formats: list[str], sizes: list[int], out: Path, log=print) -> dict[tuple, dict]:
     """Export every model to every format and size and load it; return {(imgsz, format, model): runner record}."""
     import numpy as np
     import torch
+
+    from hsfpn_yolo.export import first_tensor
 
     root = out / code_digest(models)
     runners = {}
@@ -132,7 +126,7 @@ def prepare(models: list[str], formats: list[str], sizes: list[int], out: Path, 
                 export_s = time.perf_counter() - t
                 runner = load(path, precision)
                 with torch.inference_mode():
-                    y = first_output(runner(im))
+                    y = first_tensor(runner(im))  # AutoBackend returns a tensor, an array or a list
                 reference = y if fmt == "pytorch" else reference
                 diff = None if reference is None else float(np.abs(y - reference).max())
                 runners[imgsz, fmt, name] = {"run": runner, "input": im, "max_abs_diff": diff, "prepare_s": export_s}
@@ -158,7 +152,7 @@ def run(
         models (list[str], optional): Model names (default `MODELS`); ratios are to each one's stock counterpart.
         formats (list[str], optional): Keys of `FORMATS` (default all).
         sizes (Sequence[int]): Square input sizes.
-        spread (float): IQR / median to reach for every runner before timing stops.
+        spread (float): IQR / median to reach for every model's per-round ratio to its counterpart.
         min_calls (int): Timed calls per runner before the spread is first checked.
         max_calls (int): Timed calls per runner after which timing stops, steady or not.
         budget (float): Seconds of timing per size after which timing stops, steady or not.

@@ -45,9 +45,8 @@ COMPARISONS = (
         "p2",
         "yolov8n-p2",
         "yolov8n",
-        ("yolov8-p2-nbs8.json",),
-        "docs/design-study.md#earlier-regimes-superseded",
-        baseline_files=("yolov8-finepath-nbs8.json",),
+        ("default-scratch.json",),
+        "docs/design-study.md#the-measured-table-in-this-regime",
     ),
     Comparison(
         "finepath",
@@ -74,9 +73,8 @@ COMPARISONS = (
         "hsfpn-p2",
         "yolov8n-hsfpn-p2",
         "yolov8n-p2",
-        ("p2-path.json",),
-        "docs/design-study.md#earlier-regimes-superseded",
-        alias=(("yolov8n-hsfpn-p3-c1path-p2", "yolov8n-hsfpn-p2"),),
+        ("default-scratch.json",),
+        "docs/design-study.md#the-measured-table-in-this-regime",
     ),
     Comparison(
         "nwd",
