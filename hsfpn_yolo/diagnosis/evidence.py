@@ -66,8 +66,8 @@ COMPARISONS = (
         "finepath-p2",
         "yolov8n-finepath-p2",
         "yolov8n-p2",
-        ("yolov8-p2-nbs8.json",),
-        "docs/benchmarks.md#results-at-nbs-8-three-seeds",
+        ("default-scratch.json",),
+        "docs/design-study.md#the-measured-table-in-this-regime",
     ),
     Comparison(
         "hsfpn-p2",
