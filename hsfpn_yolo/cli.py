@@ -181,7 +181,7 @@ def cmd_bench_compare(args: argparse.Namespace) -> None:
     from hsfpn_yolo.bench.compare import run
 
     alias = dict(a.split("=", 1) for a in args.alias)
-    run(args.files, args.pairs, args.with_, alias, tuple(args.metrics), args.times, args.curves)
+    run(args.files, args.pairs, args.with_, alias, tuple(args.metrics), args.times, args.curves, args.seeds)
 
 
 def cmd_bench_pretrain(args: argparse.Namespace) -> None:
@@ -432,6 +432,7 @@ def _bench_parsers(commands) -> None:
     p.add_argument("--metrics", type=_names, default=["AP", "AP_vt"], metavar="K,...", help="metrics (AP,AP_vt)")
     p.add_argument("--times", action="store_true", help="add the ratio of the mean training time per epoch")
     p.add_argument("--curves", action="store_true", help="per run: best AP, its epoch, the first epoch within 95 %%")
+    p.add_argument("--seeds", type=_seeds, default=None, metavar="S,...", help="only the runs of these seeds")
     p.set_defaults(func=cmd_bench_compare)
 
     p = kinds.add_parser(

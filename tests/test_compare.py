@@ -133,3 +133,14 @@ def test_a_single_seed_gets_no_verdict(tmp_path):
     rows = stock_and_ours("scratch", (0.10, 0.12, 0.14), (0.50,))
     text = run([results(tmp_path / "a.json", rows)], metrics=("AP",))
     assert "| yolov8n-hsfpn | yolov8n | 0.500 ± 0.000 (0.500–0.500) | +0.380 ± 0.012 (too few seeds) | 1 |" in text
+
+
+def test_seeds_keep_the_runs_of_those_seeds(tmp_path, capsys):
+    """`--seeds 0,1,2` shows what the first three of five seeds said, in the main files and the --with files alike."""
+    five = stock_and_ours("scratch", (0.10, 0.12, 0.14, 0.30, 0.32), (0.20, 0.22, 0.24, 0.20, 0.22))
+    path = results(tmp_path / "a.json", five)
+    main(["bench", "compare", str(path), "--seeds", "0,1,2", "--metrics", "AP"])
+    assert "| +0.100 ± 0.016 (gain) | 3 |" in capsys.readouterr().out
+    assert "| 5 |" in run([path], metrics=("AP",)) and "(gain)" not in run([path], metrics=("AP",))
+    same = "| yolov8n | scratch | 0.120 ± 0.020 (0.100–0.140) | 0.120 ± 0.020 (0.100–0.140) | +0.000 ± 0.016 (noise) |"
+    assert same in run([path], with_=[path], metrics=("AP",), seeds=[0, 1, 2]).splitlines()

@@ -244,6 +244,11 @@ def test_shipped_evidence_is_built_from_the_study_files():
     assert shipped["comparisons"]["nwd"]["AP"]["verdict"] == "within noise"
 
 
+def test_doctor_docs_show_the_shipped_evidence():
+    """docs/doctor.md's evidence table is `python -m hsfpn_yolo.diagnosis.evidence --table` of the shipped file."""
+    assert evidence.table(evidence.load()) in (ROOT / "docs" / "doctor.md").read_text(encoding="utf-8")
+
+
 def facts(lacking_p3: float, very_tiny: float = 0.0, under16: float = 0.0) -> dict:
     """Return advice facts of a dataset whose frames all fit the training size."""
     frames = {"count": 10, "large": 0, "scale_median": 1.0}
@@ -281,6 +286,29 @@ def test_nwd_is_not_recommended_on_noise():
     skip = advice.advise(small, verdicts(nwd="within noise", finepath="within noise"))["nwd"]
     assert skip["pick"] == "skip" and "the sizes argue for it, the measurement shows no gain" in skip["reason"]
     assert advice.advise(small, verdicts(nwd="gain", finepath="within noise"))["nwd"]["pick"] == "try"
+
+
+def test_a_gain_counts_only_where_every_start_shows_it():
+    """A fine-path AP gain from scratch alone does not make the doctor recommend it: the pretrained start must gain
+    too; the reason prints both starts."""
+    ev = verdicts(finepath="gain", hsfpn="within noise")
+    fine = ev["comparisons"]["finepath"]
+    fine["regime"] = {"start": "scratch"}
+    assert advice.advise(facts(0.0), ev)["model"]["pick"] == "yolov8n-finepath"
+    fine["more_starts"] = {"pretrained": {"AP": {"diff": 0.0, "se": 0.01, "verdict": "within noise"}}}
+    p3 = advice.advise(facts(0.0), ev)["model"]
+    assert p3["pick"] == "yolov8n" and "ΔAP +1.0 ± 1.0 (gain) scratch, +0.0 ± 1.0 (noise) pretrained" in p3["reason"]
+    fine["more_starts"]["pretrained"]["AP"]["verdict"] = "gain"
+    assert advice.advise(facts(0.0), ev)["model"]["pick"] == "yolov8n-finepath"
+
+def test_nwd_advice_cites_the_measurement_on_the_picked_head():
+    """Where the model advice is a P2 model, the NWD advice rests on NWD measured on yolov8n-p2, not on yolov8n."""
+    small = facts(0.30, under16=0.8)
+    both = verdicts(p2="gain", finepath_p2="within noise", nwd="gain", nwd_p2="within noise")
+    a = advice.advise(small, both)
+    assert a["model"]["pick"] == "yolov8n-p2" and a["nwd"]["evidence"] == ["nwd-p2"] and a["nwd"]["pick"] == "skip"
+    p3 = advice.advise(facts(0.0, under16=0.8), verdicts(finepath="within noise", nwd="gain", nwd_p2="within noise"))
+    assert p3["model"]["pick"] == "yolov8n" and p3["nwd"]["evidence"] == ["nwd"] and p3["nwd"]["pick"] == "try"
 
 
 # ---------------------------------------------------------------------------------- command line and Python API

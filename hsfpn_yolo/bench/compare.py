@@ -181,6 +181,7 @@ def run(
     metrics: tuple[str, ...] = METRICS,
     times: bool = False,
     learning: bool = False,
+    seeds: list[int] | None = None,
 ) -> str:
     """Print and return the comparison of `bench accuracy` results files as Markdown.
 
@@ -192,12 +193,17 @@ def run(
         metrics (tuple[str]): Metrics shown.
         times (bool): Add training-time ratios (wall time: compare only runs made under the same load).
         learning (bool): Print the runs' learning curves in brief instead (`curves`).
+        seeds (list[int], optional): Keep only the runs of these seeds (e.g. what the first three of five said).
     """
-    runs = runs_in(list(files), alias)
+
+    def read(paths: list[str | Path], alias: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        return [r for r in runs_in(list(paths), alias) if seeds is None or r["seed"] in seeds]
+
+    runs = read(files, alias)
     if learning:
         text = curves(runs, metrics[0])
     elif with_:
-        text = option_effect(summarize(runs), summarize(runs_in(list(with_))), metrics, times)
+        text = option_effect(summarize(runs), summarize(read(with_)), metrics, times)
     elif pairs_:
         wanted = []
         for p in pairs_:

@@ -14,7 +14,10 @@ whether the remedy has been seen to work, and a remedy is recommended only where
    Otherwise the P3-P5 family: the fine path where its AP gain is beyond noise, or its AP_vt gain where at least
    `VERY_TINY` of the boxes are very tiny; else the stock model.
 3. NWD. Its box-loss term is argued for where at least `SMALL` of the boxes are under 16 px, and recommended only if
-   its measured AP or AP_vt gain is beyond noise.
+   its measured AP or AP_vt gain is beyond noise, measured on the head picked in 2 (P2 or P3-P5) where both were.
+
+A measured gain counts only where it holds in every start it was measured from (random weights and a pretrained
+checkpoint): most projects fine-tune.
 
 Where the geometry argues for a remedy that the measurement does not show, the advice says so instead.
 """
@@ -34,23 +37,36 @@ def pct(share: float) -> str:
     return f"{100 * share:.0f}%" if share >= 0.01 or share == 0 else f"{100 * share:.1f}%"
 
 
+def by_start(c: dict) -> dict[str, dict]:
+    """Return a measured comparison's cells per start: its own start first, then `more_starts`."""
+    return {c.get("regime", {}).get("start", ""): c, **c.get("more_starts", {})}
+
+
 def gains(evidence: dict, key: str, metric: str = "AP") -> bool:
-    """Return whether the measured comparison KEY is a gain beyond noise in METRIC (False where it is missing)."""
-    d = evidence["comparisons"].get(key, {}).get(metric)
-    return bool(d) and d["verdict"] == "gain"
+    """Return whether the measured comparison KEY is a gain beyond noise in METRIC in every start it was measured from
+    (False where it is missing): a gain from scratch alone says nothing to a project that fine-tunes."""
+    cells = [c.get(metric) for c in by_start(evidence["comparisons"].get(key, {})).values()]
+    return all(d and d["verdict"] == "gain" for d in cells)
 
 
 def measured(evidence: dict, key: str) -> str:
-    """Return the measured comparison KEY in a few words: ΔAP and ΔAP_vt in points ± standard error, verdict."""
+    """Return the measured comparison KEY in a few words: ΔAP and ΔAP_vt in points ± standard error, verdict, per
+    start where there are several."""
     c = evidence["comparisons"].get(key)
     if c is None:
         return f"{key} not measured"
+    starts = by_start(c)
+
+    def cell(d: dict, start: str) -> str:
+        where = f" {start}" if len(starts) > 1 else ""
+        return f"{100 * d['diff']:+.1f} ± {100 * d['se']:.1f} ({d['verdict'].replace('within ', '')}){where}"
+
     cells = [
-        f"Δ{m} {100 * d['diff']:+.1f} ± {100 * d['se']:.1f} ({d['verdict'].replace('within ', '')})"
+        f"Δ{m} " + ", ".join(cell(x[m], start) for start, x in starts.items() if m in x)
         for m in ("AP", "AP_vt")
-        if (d := c.get(m))
+        if m in c
     ]
-    return f"{c['model']} vs {c['baseline']} {', '.join(cells)}"
+    return f"{c['model']} vs {c['baseline']} {'; '.join(cells)}"
 
 
 def pick(choice: str, reason: str, evidence: list[str], scale: str | None = None) -> dict[str, Any]:
@@ -133,18 +149,24 @@ def advise_p3(facts: dict[str, Any], evidence: dict) -> dict[str, Any]:
     return pick("yolov8n", why + measured(evidence, "hsfpn"), ["finepath", "hsfpn"])
 
 
-def advise_nwd(facts: dict[str, Any], evidence: dict) -> dict[str, Any]:
-    """Return whether NWD's box-loss term is worth a try ('try' or 'skip'), with its reason."""
+def nwd_key(model: str, evidence: dict) -> str:
+    """Return the NWD comparison that applies to MODEL: the one on yolov8n-p2 for a P2 model where it was measured."""
+    return "nwd-p2" if model.endswith("-p2") and "nwd-p2" in evidence["comparisons"] else "nwd"
+
+
+def advise_nwd(facts: dict[str, Any], evidence: dict, model: str = "yolov8n") -> dict[str, Any]:
+    """Return whether NWD's box-loss term is worth a try on MODEL ('try' or 'skip'), with its reason."""
     if facts["task"] != "detect":
         return pick("skip", "NWD works with detect models (axis-aligned boxes) only", [])
     c = facts["nwd_constant"]
     argued = f"{pct(facts['under16'])} of the boxes are under 16 px (constant: auto gives C = {c:.2f} px)"
-    m = measured(evidence, "nwd")
+    key = nwd_key(model, evidence)
+    m = measured(evidence, key)
     if facts["under16"] < SMALL:
-        return pick("skip", f"{argued}, under the {pct(SMALL)} that argues for it; measured: {m}", ["nwd"])
-    if gains(evidence, "nwd") or gains(evidence, "nwd", "AP_vt"):
-        return pick("try", f"{argued}; measured: {m}", ["nwd"])
-    return pick("skip", f"{argued}: the sizes argue for it, the measurement shows no gain ({m})", ["nwd"])
+        return pick("skip", f"{argued}, under the {pct(SMALL)} that argues for it; measured: {m}", [key])
+    if gains(evidence, key) or gains(evidence, key, "AP_vt"):
+        return pick("try", f"{argued}; measured: {m}", [key])
+    return pick("skip", f"{argued}: the sizes argue for it, the measurement shows no gain ({m})", [key])
 
 
 def advise(facts: dict[str, Any], evidence: dict) -> dict[str, Any]:
@@ -164,4 +186,5 @@ def advise(facts: dict[str, Any], evidence: dict) -> dict[str, Any]:
         scaled.update(facts["tiling"]["at_tile_scale"], at=f"on {facts['tiling']['tile']} px tiles at {facts['imgsz']}")
     elif size["scale"] == "native":
         scaled.update(facts["native"], at=f"at {facts['native']['imgsz']} px")
-    return {"size": size, "model": advise_family(scaled, evidence), "nwd": advise_nwd(scaled, evidence)}
+    family = advise_family(scaled, evidence)
+    return {"size": size, "model": family, "nwd": advise_nwd(scaled, evidence, family["pick"])}

@@ -2,13 +2,16 @@
 
 Each comparison is one model family (or option) against its stock counterpart, trained the same way: the difference
 of the mean AP and AP_vt over the training seeds, its standard error and the benchmark's verdict (a gain or loss only
-beyond twice that error), with the training regime and the docs section it is reported in. The numbers are computed
+beyond twice that error), with the training regime and the docs section it is reported in. Where both starts were
+measured the first start's cells are the comparison's own and the others follow under `more_starts`; the advice
+counts a gain only where it holds in every start (`advice.gains`). The numbers are computed
 by the benchmark's own statistics (`hsfpn_yolo.bench.stats`: `runs_in`, `summarize`, `difference`), so a re-measured
 table regenerates the file:
 
     python -m hsfpn_yolo.diagnosis.evidence --study docs/study --date 2026-12-07
 
-and `hsfpn-yolo doctor ... --evidence FILE` uses another one.
+`--table` prints the shipped file as the Markdown table of docs/doctor.md, and `hsfpn-yolo doctor ... --evidence
+FILE` uses another one.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ METRICS = ("AP", "AP_vt")
 
 @dataclass(frozen=True)
 class Comparison:
-    """One measured comparison: MODEL's runs from FILES against BASELINE's runs from BASELINE_FILES (default FILES)."""
+    """One measured comparison: MODEL's runs from FILES against BASELINE's runs from BASELINE_FILES (default FILES),
+    in each of STARTS ('{start}' in a file name stands for the start)."""
 
     key: str
     model: str
@@ -35,55 +39,72 @@ class Comparison:
     section: str
     baseline_files: tuple[str, ...] = ()
     alias: tuple[tuple[str, str], ...] = ()  # run names of the time -> the model name
-    start: str = "scratch"
+    starts: tuple[str, ...] = ("scratch",)
     label: str = ""  # how the advice names the model side (default: the model name)
 
 
+BOTH = ("scratch", "pretrained")  # the converged table's starts
 LARGE_FRAMES = "large-frames.json"  # tiles against resized frames: `scripts/large_frames_study.py` runs
 COMPARISONS = (
     Comparison(
         "p2",
         "yolov8n-p2",
         "yolov8n",
-        ("default-scratch.json",),
+        ("default-{start}.json",),
         "docs/design-study.md#the-measured-table-in-this-regime",
+        starts=BOTH,
     ),
     Comparison(
         "finepath",
         "yolov8n-finepath",
         "yolov8n",
-        ("default-scratch.json",),
+        ("default-{start}.json",),
         "docs/design-study.md#the-measured-table-in-this-regime",
+        starts=BOTH,
     ),
     Comparison(
         "hsfpn",
         "yolov8n-hsfpn",
         "yolov8n",
-        ("default-scratch.json",),
+        ("default-{start}.json",),
         "docs/design-study.md#the-measured-table-in-this-regime",
+        starts=BOTH,
     ),
     Comparison(
         "finepath-p2",
         "yolov8n-finepath-p2",
         "yolov8n-p2",
-        ("default-scratch.json",),
+        ("default-{start}.json",),
         "docs/design-study.md#the-measured-table-in-this-regime",
+        starts=BOTH,
     ),
     Comparison(
         "hsfpn-p2",
         "yolov8n-hsfpn-p2",
         "yolov8n-p2",
-        ("default-scratch.json",),
+        ("default-{start}.json",),
         "docs/design-study.md#the-measured-table-in-this-regime",
+        starts=BOTH,
     ),
     Comparison(
         "nwd",
         "yolov8n",
         "yolov8n",
-        ("nwd-loss-only-scratch.json",),
-        "docs/benchmarks.md#nwd-label-assignment-and-box-loss",
-        baseline_files=("design-study.json",),
+        ("nwd-default-{start}.json",),
+        "docs/design-study.md#the-measured-table-in-this-regime",
+        baseline_files=("default-{start}.json",),
+        starts=BOTH,
         label="yolov8n + NWD box loss",
+    ),
+    Comparison(
+        "nwd-p2",
+        "yolov8n-p2",
+        "yolov8n-p2",
+        ("nwd-default-{start}.json",),
+        "docs/design-study.md#the-measured-table-in-this-regime",
+        baseline_files=("default-{start}.json",),
+        starts=BOTH,
+        label="yolov8n-p2 + NWD box loss",
     ),
     Comparison(
         "finepath-obb",
@@ -107,6 +128,7 @@ WHAT = {  # what each comparison measures, in words
     "finepath-p2": "the fine-detail path on P2 (yolov8n-finepath-p2) against yolov8n-p2",
     "hsfpn-p2": "HS-FPN on P2 (yolov8n-hsfpn-p2) against yolov8n-p2",
     "nwd": "NWD's box-loss term (nwd: assign false, loss 0.5) on yolov8n against yolov8n",
+    "nwd-p2": "NWD's box-loss term (nwd: assign false, loss 0.5) on yolov8n-p2 against yolov8n-p2",
     "tiles": "training on 256 px tiles and predicting slice by slice against training and predicting on resized frames",
     "finepath-obb": "the fine-detail path on OBB (yolo26n-finepath-obb) against yolo26n-obb",
     "hsfpn-obb": "HS-FPN on OBB (yolo26n-hsfpn-obb) against yolo26n-obb",
@@ -133,24 +155,34 @@ def _regime(path: Path, label: str, start: str) -> dict[str, Any]:
     return {**keep, "start": start, "label": label}
 
 
-def compare(c: Comparison, study: Path) -> dict[str, Any]:
-    """Return one comparison measured from the results files in STUDY."""
+def _measure(c: Comparison, study: Path, start: str) -> dict[str, Any]:
+    """Return one start of a comparison: the AP and AP_vt differences, the seeds and the regime."""
     from hsfpn_yolo.bench.stats import difference
 
-    files = [study / f for f in c.files]
-    base_files = [study / f for f in c.baseline_files] or files
-    model = _group(files, c.model, c.start, dict(c.alias))
-    base = _group(base_files, c.baseline, c.start, dict(c.alias))
+    files = [study / f.format(start=start) for f in c.files]
+    base_files = [study / f.format(start=start) for f in c.baseline_files] or files
+    model = _group(files, c.model, start, dict(c.alias))
+    base = _group(base_files, c.baseline, start, dict(c.alias))
     if model["regime"] != base["regime"]:
         raise ValueError(f"{c.key}: {c.model} trained at '{model['regime']}', {c.baseline} at '{base['regime']}'")
+    return {
+        **{k: difference(model[k], base[k]) for k in METRICS},
+        "seeds": min(len(model["seeds"]), len(base["seeds"])),
+        "regime": _regime(files[0], model["regime"], start),
+    }
+
+
+def compare(c: Comparison, study: Path) -> dict[str, Any]:
+    """Return one comparison measured from the results files in STUDY: its first start's cells, the others' after."""
+    first, *more = c.starts
+    names = [f.format(start=s) for s in c.starts for f in (*c.files, *c.baseline_files)]
     return {
         "what": WHAT.get(c.key, f"{c.model} against {c.baseline}"),
         "model": c.label or c.model,
         "baseline": c.baseline,
-        **{k: difference(model[k], base[k]) for k in METRICS},
-        "seeds": min(len(model["seeds"]), len(base["seeds"])),
-        "regime": _regime(files[0], model["regime"], c.start),
-        "files": list(dict.fromkeys((*c.files, *c.baseline_files))),
+        **_measure(c, study, first),
+        **({"more_starts": {s: _measure(c, study, s) for s in more}} if more else {}),
+        "files": list(dict.fromkeys(names)),
         "section": c.section,
     }
 
@@ -215,13 +247,36 @@ def load(path: str | Path | None = None) -> dict:
     return {**data, "file": str(path)}
 
 
+def table(evidence: dict) -> str:
+    """Return the evidence as a Markdown table, one row per comparison and start, sections linked from docs/."""
+
+    def cell(d: dict) -> str:
+        verdict = d["verdict"].replace("within ", "")
+        return f"{100 * d['diff']:+.1f} ± {100 * d['se']:.1f} {verdict}".replace("-", "−")
+
+    rows = ["| comparison | budget | start | ΔAP | ΔAP_vt | section |", "|---|---|---|---:|---:|---|"]
+    for c in evidence["comparisons"].values():
+        page, _, anchor = c["section"].removeprefix("docs/").partition("#")
+        link = f"[{page.removesuffix('.md').replace('-', ' ')}]({page}#{anchor})"
+        for x in (c, *c.get("more_starts", {}).values()):
+            r = x["regime"]
+            budget = f"{r['label']}, {x['seeds']} seeds"
+            rows.append(f"| {c['model']} vs {c['baseline']} | {budget} | {r['start']} | {cell(x['AP'])} | "
+                        f"{cell(x['AP_vt'])} | {link} |")  # fmt: skip
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Rebuild the evidence file from a study folder."""
+    """Rebuild the evidence file from a study folder, or print the shipped one as a table."""
     p = argparse.ArgumentParser(description="Build the doctor's evidence from `bench accuracy` results files.")
     p.add_argument("--study", type=Path, default=Path("docs/study"), help="folder of the results files")
     p.add_argument("--date", default=None, help="ISO date of the evidence (default: today)")
     p.add_argument("--out", type=Path, default=EVIDENCE, help="where to write it (default: the shipped file)")
+    p.add_argument("--table", action="store_true", help="print the shipped evidence as a Markdown table instead")
     args = p.parse_args(argv)
+    if args.table:
+        print(table(load()))
+        return
     args.out.write_text(json.dumps(build(args.study, args.date), indent=2) + "\n", encoding="utf-8")
     print(args.out)
 

@@ -146,10 +146,9 @@ def evidence_block(report: dict[str, Any]) -> list[str]:
     e = report["evidence"]
     lines = [f"Measured on the benchmark's synthetic set (evidence of {e['date']}, {e['file']}):"]
     for c in e["cited"].values():
-        r = c["regime"]
-        lines += wrap(
-            "", f"{c['model']} vs {c['baseline']}: {c['seeds']} seeds, {r['label']}, {r['start']}; {c['section']}"
-        )
+        starts = [c, *c.get("more_starts", {}).values()]
+        budget = " and ".join(f"{x['seeds']} seeds {x['regime']['start']}" for x in starts)
+        lines += wrap("", f"{c['model']} vs {c['baseline']}: {c['regime']['label']}, {budget}; {c['section']}")
     return lines
 
 
