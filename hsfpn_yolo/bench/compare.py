@@ -196,14 +196,14 @@ def run(
         seeds (list[int], optional): Keep only the runs of these seeds (e.g. what the first three of five said).
     """
 
-    def read(paths: list[str | Path], alias: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        return [r for r in runs_in(list(paths), alias) if seeds is None or r["seed"] in seeds]
+    def kept(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in runs if seeds is None or r["seed"] in seeds]
 
-    runs = read(files, alias)
+    runs = kept(runs_in(list(files), alias))
     if learning:
         text = curves(runs, metrics[0])
     elif with_:
-        text = option_effect(summarize(runs), summarize(read(with_)), metrics, times)
+        text = option_effect(summarize(runs), summarize(kept(runs_in(list(with_)))), metrics, times)
     elif pairs_:
         wanted = []
         for p in pairs_:

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .evidence import by_start
+
 LACKING = 0.10  # share of boxes without a P3-P5 anchor centre inside from which a P2 head is argued for
 VERY_TINY = 0.10  # share of boxes under 8 px from which an AP_vt gain counts
 SMALL = 0.50  # share of boxes under 16 px from which NWD's box-loss term is argued for
@@ -35,11 +37,6 @@ TILE_GAIN = 0.10  # how much tiles must cut the share of boxes without a P3-P5 a
 def pct(share: float) -> str:
     """Format a share as a percentage."""
     return f"{100 * share:.0f}%" if share >= 0.01 or share == 0 else f"{100 * share:.1f}%"
-
-
-def by_start(c: dict) -> dict[str, dict]:
-    """Return a measured comparison's cells per start: its own start first, then `more_starts`."""
-    return {c.get("regime", {}).get("start", ""): c, **c.get("more_starts", {})}
 
 
 def gains(evidence: dict, key: str, metric: str = "AP") -> bool:

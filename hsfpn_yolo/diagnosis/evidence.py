@@ -38,7 +38,6 @@ class Comparison:
     files: tuple[str, ...]
     section: str
     baseline_files: tuple[str, ...] = ()
-    alias: tuple[tuple[str, str], ...] = ()  # run names of the time -> the model name
     starts: tuple[str, ...] = ("scratch",)
     label: str = ""  # how the advice names the model side (default: the model name)
 
@@ -135,11 +134,16 @@ WHAT = {  # what each comparison measures, in words
 }
 
 
-def _group(paths: list[Path], model: str, start: str, alias: dict[str, str]) -> dict[str, Any]:
+def by_start(c: dict) -> dict[str, dict]:
+    """Return a measured comparison's cells per start: its own start first, then `more_starts`."""
+    return {c.get("regime", {}).get("start", ""): c, **c.get("more_starts", {})}
+
+
+def _group(paths: list[Path], model: str, start: str) -> dict[str, Any]:
     """Return the `summarize` group of MODEL and START in the runs of PATHS (exactly one regime)."""
     from hsfpn_yolo.bench.stats import runs_in, summarize
 
-    groups = [s for s in summarize(runs_in(paths, alias)) if s["model"] == model and s["start"] == start]
+    groups = [s for s in summarize(runs_in(paths)) if s["model"] == model and s["start"] == start]
     if len(groups) != 1:
         found = "none" if not groups else ", ".join(s["regime"] for s in groups)
         raise ValueError(f"{model} ({start}) in {[str(p) for p in paths]}: expected runs of one regime, found {found}")
@@ -161,8 +165,8 @@ def _measure(c: Comparison, study: Path, start: str) -> dict[str, Any]:
 
     files = [study / f.format(start=start) for f in c.files]
     base_files = [study / f.format(start=start) for f in c.baseline_files] or files
-    model = _group(files, c.model, start, dict(c.alias))
-    base = _group(base_files, c.baseline, start, dict(c.alias))
+    model = _group(files, c.model, start)
+    base = _group(base_files, c.baseline, start)
     if model["regime"] != base["regime"]:
         raise ValueError(f"{c.key}: {c.model} trained at '{model['regime']}', {c.baseline} at '{base['regime']}'")
     return {
@@ -258,7 +262,7 @@ def table(evidence: dict) -> str:
     for c in evidence["comparisons"].values():
         page, _, anchor = c["section"].removeprefix("docs/").partition("#")
         link = f"[{page.removesuffix('.md').replace('-', ' ')}]({page}#{anchor})"
-        for x in (c, *c.get("more_starts", {}).values()):
+        for x in by_start(c).values():
             r = x["regime"]
             budget = f"{r['label']}, {x['seeds']} seeds"
             rows.append(f"| {c['model']} vs {c['baseline']} | {budget} | {r['start']} | {cell(x['AP'])} | "

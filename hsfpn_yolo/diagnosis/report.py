@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .advice import pct
+from .evidence import by_start
 from .geometry import SIZE_KEYS, SIZE_LABELS
 
 WIDTH = 118  # terminal width the reasons are wrapped to
@@ -146,8 +147,7 @@ def evidence_block(report: dict[str, Any]) -> list[str]:
     e = report["evidence"]
     lines = [f"Measured on the benchmark's synthetic set (evidence of {e['date']}, {e['file']}):"]
     for c in e["cited"].values():
-        starts = [c, *c.get("more_starts", {}).values()]
-        budget = " and ".join(f"{x['seeds']} seeds {x['regime']['start']}" for x in starts)
+        budget = " and ".join(f"{x['seeds']} seeds {start}" for start, x in by_start(c).items())
         lines += wrap("", f"{c['model']} vs {c['baseline']}: {c['regime']['label']}, {budget}; {c['section']}")
     return lines
 
